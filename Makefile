@@ -1,0 +1,63 @@
+# f1twin: the two commands are `make demo` (the main job, no server) and `make test` (everything,
+# against a real local Kafka broker). Every install step lives here: a fresh clone needs only
+# Python 3.11, Java 17 and Maven.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SESSION ?= data/telemetry_2025-09-12_19-00-17.csv
+KAFKA := $(BIN)/python tools/kafka_local.py
+
+.PHONY: install demo test pytest nbtest lab kafka-up kafka-down kafka-status export clean help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): settings.ini setup.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=64,<82" wheel
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip check
+	@touch $@
+
+install: $(STAMP) ## create .venv and install f1twin with its dev tools
+
+demo: install ## the main job on the bundled real session, no server needed
+	$(BIN)/f1twin laps $(SESSION)
+
+export: install ## export f1twin/ from nbs/ and clean the notebooks (run before each commit)
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+
+pytest: install
+	$(BIN)/python -m pytest -q tests
+
+nbtest: install
+	$(BIN)/nbdev_test --n_workers 2
+
+# Starts the broker unless one is already running (then leaves it running), runs pytest and the
+# notebooks, stops the broker it started even when tests fail, and fails if anything failed.
+test: install ## the whole suite against a real local Kafka broker
+	@started=0; \
+	if ! $(KAFKA) status >/dev/null 2>&1; then $(KAFKA) up || exit 1; started=1; fi; \
+	trap '[ $$started = 1 ] && $(KAFKA) down' EXIT; \
+	rc=0; \
+	$(BIN)/python -m pytest -q tests || rc=1; \
+	$(BIN)/nbdev_test --n_workers 2 || rc=1; \
+	exit $$rc
+
+lab: install ## JupyterLab on nbs/ with the package installed
+	$(BIN)/jupyter lab --notebook-dir=nbs
+
+kafka-up: install ## start a single-node KRaft broker on 127.0.0.1 (jars from Maven Central, cached)
+	$(KAFKA) up
+
+kafka-down: ## stop the local broker by its PID
+	@if [ -x $(BIN)/python ]; then $(KAFKA) down; else python3 tools/kafka_local.py down; fi
+
+kafka-status: ## is the local broker running?
+	$(KAFKA) status
+
+clean: ## remove build leftovers (keeps .venv and the Kafka jar cache)
+	rm -rf build dist *.egg-info _proc

@@ -1,0 +1,64 @@
+"""The `f1twin` console script, run as a user runs it."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+F1TWIN = str(Path(sys.executable).parent / 'f1twin')
+DEMO = ROOT / 'data' / 'telemetry_2025-09-12_19-00-17.csv'
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([F1TWIN, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_laps_prints_the_games_lap_times():
+    r = run('laps', DEMO)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    timed = {l.split()[0].rstrip('*'): l.split()[1] for l in lines[2:] if l.split()[1] != '-'}
+    assert timed == {'1': '1:21.817', '2': '1:21.186', '3': '1:22.539', '4': '1:22.165'}
+    assert any(l.split()[0] == '2*' for l in lines[2:]), 'best lap marked'
+
+
+def test_laps_of_the_other_session_as_csv():
+    r = run('laps', ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv', '--format', 'csv')
+    assert r.returncode == 0, r.stderr
+    assert '82160' in r.stdout and '81790' in r.stdout
+
+
+def test_convert_then_laps_from_parquet(tmp_path):
+    out = tmp_path / 'monza.parquet'
+    assert run('convert', DEMO, out).returncode == 0
+    assert run('laps', out).stdout.splitlines()[2:] == run('laps', DEMO).stdout.splitlines()[2:]
+
+
+@pytest.mark.parametrize('text,expected', [
+    (None, 'no such file'),
+    ('', 'empty file'),
+    ('Timestamp,Speed_kmh\n1,2\n', 'missing column(s)'),
+])
+def test_bad_input_is_one_line_no_traceback(tmp_path, text, expected):
+    p = tmp_path / 'bad.csv'
+    if text is not None: p.write_text(text)
+    r = run('laps', p)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f'f1twin: error: {p}') and expected in r.stderr
+    assert 'Traceback' not in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_unknown_convert_format(tmp_path):
+    r = run('convert', DEMO, tmp_path / 'x.xlsx')
+    assert r.returncode == 2 and 'expected a .csv or .parquet' in r.stderr
+
+
+def test_every_command_has_help():
+    from f1twin.cli import build_parser
+    sub = next(a for a in build_parser()._actions if a.dest == 'command')
+    assert {'laps', 'info', 'convert'} <= set(sub.choices)
+    for name in sub.choices:
+        r = run(name, '--help')
+        assert r.returncode == 0 and r.stdout.startswith(f'usage: f1twin {name}'), name
+    assert run('--help').returncode == 0

@@ -1,0 +1,146 @@
+"""Session files: the real recordings load right, Parquet round-trips, bad input gets one clear error."""
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from f1twin.io import (SessionFileError, export_csv, load_session, sample_session_path, save_session,
+                       session_meta)
+from f1twin.schema import COLUMNS
+
+DEMO = sample_session_path('telemetry_2025-09-12_19-00-17.csv')
+OTHER = sample_session_path('telemetry_2025-09-13_16-18-26.csv')
+LINES = DEMO.read_text().splitlines()
+
+
+def write(tmp_path, text, name='bad.csv'):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def error_of(path):
+    with pytest.raises(SessionFileError) as e:
+        load_session(path)
+    msg = str(e.value)
+    assert str(path) in msg, 'every error names the file'
+    return msg
+
+
+@pytest.mark.parametrize('path,rows,laps', [(DEMO, 3411, 4), (OTHER, 2021, 2)])
+def test_real_sessions_load_as_records(path, rows, laps):
+    df = load_session(path)
+    assert list(df.columns) == list(COLUMNS) and len(df) == rows
+    assert df['completed_laps'].max() == laps
+    raw = pd.read_csv(path)
+    np.testing.assert_array_equal(df['current_lap_time_ms'], raw['iCurrentTime_ms'])
+    np.testing.assert_allclose(df['distance_total'], raw['DistanceTraveled_m'])
+    np.testing.assert_allclose(df['car_x'], raw['CarX'], rtol=1e-6)
+    m = session_meta(df)
+    assert m.track == 'monza' and m.source == f'csv:{path.name}' and 9 < m.sample_rate_hz < 11
+    assert m.start_time.startswith(path.stem[len('telemetry_'):len('telemetry_') + 10])
+
+
+def test_distance_column_only_where_the_file_has_it():
+    assert load_session(DEMO)['distance'].isna().all()
+    assert load_session(OTHER)['distance'].notna().all()
+
+
+def test_parquet_round_trip_keeps_records_and_metadata(tmp_path):
+    df = load_session(DEMO)
+    p = save_session(df, tmp_path / 'sub' / 'monza.parquet')
+    back = load_session(p)
+    pd.testing.assert_frame_equal(back, df)
+    assert session_meta(back) == session_meta(df)
+    assert sorted(x.name for x in p.parent.iterdir()) == ['monza.parquet']
+
+
+def test_csv_export_reads_back_identically(tmp_path):
+    df = load_session(DEMO)
+    back = load_session(export_csv(df, tmp_path / DEMO.name))
+    pd.testing.assert_frame_equal(back.drop(columns='timestamp'), df.drop(columns='timestamp'))
+    assert (back['timestamp'] == np.floor(df['timestamp'])).all()
+    header = (tmp_path / DEMO.name).read_text().splitlines()[0]
+    assert header == LINES[0], 'the export has the original column order'
+
+
+def test_missing_file(tmp_path):
+    assert error_of(tmp_path / 'nope.csv').endswith('no such file')
+
+
+def test_directory(tmp_path):
+    assert 'is a directory' in error_of(tmp_path)
+
+
+def test_empty_file(tmp_path):
+    assert 'empty file' in error_of(write(tmp_path, ''))
+
+
+def test_header_only(tmp_path):
+    assert 'no data rows' in error_of(write(tmp_path, LINES[0] + '\n'))
+
+
+def test_missing_required_column(tmp_path):
+    header = LINES[0].replace('iLastTime_ms,', '')
+    rows = [','.join(v for i, v in enumerate(l.split(',')) if i != 10) for l in LINES[1:20]]
+    msg = error_of(write(tmp_path, '\n'.join([header] + rows)))
+    assert 'missing column(s) iLastTime_ms' in msg
+
+
+def test_non_numeric_value_names_line_and_column(tmp_path):
+    lines = LINES[:30]
+    lines[7] = lines[7].replace(lines[7].split(',')[1], 'fast', 1)  # Speed_kmh on line 8
+    msg = error_of(write(tmp_path, '\n'.join(lines)))
+    assert "line 8, column Speed_kmh: expected a number, got 'fast'" in msg
+
+
+def test_empty_value_in_an_integer_column(tmp_path):
+    lines = LINES[:30]
+    f = lines[4].split(',')
+    f[8] = ''  # iCurrentTime_ms on line 5
+    lines[4] = ','.join(f)
+    assert 'line 5, column iCurrentTime_ms: empty, expected a whole number' in error_of(write(tmp_path, '\n'.join(lines)))
+
+
+def test_bad_boolean(tmp_path):
+    lines = LINES[:30]
+    lines[3] = lines[3].replace(',False,False,', ',maybe,False,')
+    assert "line 4, column IsInPit: expected True or False, got 'maybe'" in error_of(write(tmp_path, '\n'.join(lines)))
+
+
+def test_extra_field_mid_file(tmp_path):
+    lines = LINES[:30]
+    lines[9] += ',1.0'
+    assert 'line 10 has 25 fields, expected 24' in error_of(write(tmp_path, '\n'.join(lines)))
+
+
+def test_truncated_last_line_is_dropped_with_a_warning(tmp_path):
+    p = write(tmp_path, '\n'.join(LINES[:21]) + '\n' + LINES[21][:30])
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        df = load_session(p)
+    assert len(df) == 20
+    assert any('line 22 is truncated' in str(x.message) and str(p) in str(x.message) for x in w)
+
+
+def test_binary_file(tmp_path):
+    p = tmp_path / 'x.csv'
+    p.write_bytes(b'\x00\xff\xfe' * 50)
+    assert 'not a text CSV' in error_of(p)
+
+
+def test_foreign_parquet(tmp_path):
+    p = tmp_path / 'other.parquet'
+    pd.DataFrame({'a': [1, 2]}).to_parquet(p)
+    assert 'without f1twin metadata' in error_of(p)
+
+
+def test_damaged_parquet(tmp_path):
+    good = save_session(load_session(DEMO), tmp_path / 'good.parquet').read_bytes()
+    p = tmp_path / 'cut.parquet'
+    p.write_bytes(good[: len(good) // 2])
+    assert 'Parquet' in error_of(p)
