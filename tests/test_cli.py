@@ -17,10 +17,11 @@ def run(*args, cwd=ROOT):
 def test_laps_prints_the_games_lap_times():
     r = run('laps', DEMO)
     assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
-    timed = {l.split()[0].rstrip('*'): l.split()[1] for l in lines[2:] if l.split()[1] != '-'}
+    lines = [l for l in r.stdout.splitlines()[2:] if l.split()[0].rstrip('*').isdigit()]
+    timed = {l.split()[0].rstrip('*'): l.split()[1] for l in lines if l.split()[1] != '-'}
     assert timed == {'1': '1:21.817', '2': '1:21.186', '3': '1:22.539', '4': '1:22.165'}
-    assert any(l.split()[0] == '2*' for l in lines[2:]), 'best lap marked'
+    assert any(l.split()[0] == '2*' for l in lines), 'best lap marked'
+    assert 'theoretical best 1:20.975' in r.stdout
 
 
 def test_laps_of_the_other_session_as_csv():
@@ -62,3 +63,33 @@ def test_every_command_has_help():
         r = run(name, '--help')
         assert r.returncode == 0 and r.stdout.startswith(f'usage: f1twin {name}'), name
     assert run('--help').returncode == 0
+
+
+def test_laps_of_a_session_the_game_restarted(tmp_path):
+    two = tmp_path / 'telemetry_two.csv'
+    a, b = DEMO.read_text().splitlines(), (ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv').read_text().splitlines()
+    cols = a[0].split(',')
+    b_rows = [','.join(r.split(',')[:len(cols)]) for r in b[1:]]  # the same 24 columns
+    two.write_text('\n'.join(a + b_rows) + '\n')
+    r = run('laps', two)
+    assert r.returncode == 0, r.stderr
+    assert '2 runs' in r.stdout and 'run 2' in r.stdout and '1:21.790' in r.stdout and '1:21.186' in r.stdout
+
+
+def test_replay_publishes_the_session_to_kafka(kafka_bootstrap):
+    import uuid
+    from f1twin.stream import TopicReader
+    car = f'cli-{uuid.uuid4().hex[:8]}'
+    r = run('replay', ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv', '--kafka', kafka_bootstrap, '--speed', '100',
+            '--car', car)
+    assert r.returncode == 0, r.stderr
+    assert 'ac-lap-events 2' in r.stdout and 'pending 0' in r.stdout
+    with TopicReader(kafka_bootstrap, ['ac-lap-events', 'ac-telemetry-live'], start='earliest', car_id=car) as reader:
+        got = list(reader.messages(idle_timeout_s=5))
+    assert [m['lap_time_ms'] for m in got if m['_topic'] == 'ac-lap-events'] == [82160, 81790]
+    assert sum(m['_topic'] == 'ac-telemetry-live' for m in got) == 2021
+
+
+def test_replay_to_an_absent_broker_says_what_was_not_delivered():
+    r = run('replay', DEMO, '--kafka', '127.0.0.1:1', '--speed', '1000')
+    assert r.returncode == 1 and 'not delivered to 127.0.0.1:1' in r.stderr and 'Traceback' not in r.stderr

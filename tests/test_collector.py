@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from f1twin.collector import Collector, CollectorConfig, LapTracker
+from f1twin.collector import Collector, CollectorConfig
+from f1twin.stream import LapTracker
 from f1twin.io import load_session, sample_session_path
 from f1twin.laps import lap_table
 from f1twin.shm import open_pages
