@@ -23,8 +23,9 @@ $(STAMP): settings.ini setup.py
 
 install: $(STAMP) ## create .venv and install f1twin with its dev tools
 
-demo: install ## the main job on the bundled real session, no server needed
+demo: install ## the main job: lap table and HTML report of the bundled real session, no server needed
 	$(BIN)/f1twin laps $(SESSION)
+	$(BIN)/f1twin report $(SESSION) --out reports
 
 export: install ## export f1twin/ from nbs/ and clean the notebooks (run before each commit)
 	$(BIN)/nbdev_export
