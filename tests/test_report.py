@@ -28,8 +28,8 @@ def test_report_of_each_real_session(tmp_path, name, times):
     assert len(laps_table_rows(page)) == len(times) + 2, 'every lap: the timed ones, the out-lap, the last partial one'
     assert page.count('class="plotly-graph-div') == 8, 'sector chart, 3 maps, comparison, rpm, speed, evolution'
     assert 'Theoretical best' in page and 'Consistency' in page and 'monza' in page
-    assert page.count('plotly.js v') >= 1 or 'Plotly' in page, 'plotly.js inlined: opens offline'
-    assert 'cdn.plot.ly' not in page
+    assert 'plotly.js v' in page and not re.search(r'<script[^>]+src="[^"]*plot', page), \
+        'plotly.js inlined, not loaded from a CDN: the report opens offline'
     assert r.notebook.exists() and sorted(p.name for p in tmp_path.iterdir()) == sorted([r.html.name, r.notebook.name])
 
 
