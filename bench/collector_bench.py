@@ -17,6 +17,7 @@ from f1twin.collector import Collector, CollectorConfig
 from f1twin.io import load_session, sample_session_path
 from f1twin.shm import open_pages
 
+POLL_S = float(os.environ.get('POLL_S', '0.001'))
 F1TWIN = [sys.executable, '-c', 'import sys; from f1twin.cli import main; sys.exit(main())']
 
 
@@ -33,7 +34,7 @@ def run(label, seconds, hz=None, kafka=None, live_hz=None):
         try:
             with open_pages(pages_dir, timeout=30) as pages:
                 time.sleep(0.5)  # let the fake reach its pace
-                cfg = CollectorConfig(out_dir=Path(d) / 'out', hz=hz, kafka=kafka, live_hz=live_hz, car_id='bench')
+                cfg = CollectorConfig(out_dir=Path(d) / 'out', hz=hz, kafka=kafka, live_hz=live_hz, car_id='bench', poll_s=POLL_S)
                 c0, w0 = cpu_seconds(), time.perf_counter()
                 summary = Collector(pages, cfg).run(duration=seconds)
                 cpu, wall = cpu_seconds() - c0, time.perf_counter() - w0

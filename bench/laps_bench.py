@@ -21,7 +21,7 @@ def long_session(minutes: float) -> pd.DataFrame:
     r = resample_session(load_session(sample_session_path()), 333)
     b = lap_bounds(r)
     laps = r.iloc[int(b['first'][1]):int(b['first'][5])].reset_index(drop=True)  # laps 1-4
-    span = 4 * 0 + float(b['start_s'][5] - b['start_s'][1])
+    span = float(b['start_s'][5] - b['start_s'][1])
     dist = float(b['line_m'][5] - b['line_m'][1])
     n = int(np.ceil(minutes * 60 / span))
     parts = []
@@ -29,12 +29,13 @@ def long_session(minutes: float) -> pd.DataFrame:
         p = laps.copy()
         p['completed_laps'] += 4 * k
         p['session_time_s'] += span * k
+        p['timestamp'] += span * k
         p['distance_total'] += dist * k
         p['packet_id'] += len(laps) * k
         if k: p.loc[p['completed_laps'] == 4 * k, 'last_lap_time_ms'] = 82165  # the lap before: the copy's lap 4
         parts.append(p)
     out = pd.concat(parts, ignore_index=True)
-    out.attrs = r.attrs
+    out.attrs = {'f1twin': {**r.attrs['f1twin'], 'source': 'bench: the real laps repeated at 333 Hz'}}
     return out
 
 
