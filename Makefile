@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 SESSION ?= data/telemetry_2025-09-12_19-00-17.csv
 KAFKA := $(BIN)/python tools/kafka_local.py
 
-.PHONY: install demo test pytest nbtest lab kafka-up kafka-down kafka-status export clean help
+.PHONY: install demo test pytest nbtest lab kafka-up kafka-down kafka-status export clean help browser-deps bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,9 +37,23 @@ pytest: install
 nbtest: install
 	$(BIN)/nbdev_test --n_workers 2
 
+# Debian's Chromium drives JupyterLab in the browser test (Playwright never downloads a browser here).
+browser-deps: ## install Debian's chromium for the browser test, if missing
+	@test -x /usr/bin/chromium || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null || \
+		{ echo 'make browser-deps: could not install chromium (needs root and Debian packages)'; exit 1; }; }
+
+bench: install ## run the benchmarks in bench/ against a local broker
+	@started=0; \
+	if ! $(KAFKA) status >/dev/null 2>&1; then $(KAFKA) up >/dev/null || exit 1; started=1; fi; \
+	trap '[ $$started = 1 ] && $(KAFKA) down' EXIT; \
+	bootstrap=$$($(KAFKA) status | grep -o '127.0.0.1:[0-9]*'); \
+	$(BIN)/python bench/laps_bench.py && \
+	$(BIN)/python bench/collector_bench.py --kafka $$bootstrap && \
+	$(BIN)/python bench/report_bench.py
+
 # Starts the broker unless one is already running (then leaves it running), runs pytest and the
 # notebooks, stops the broker it started even when tests fail, and fails if anything failed.
-test: install ## the whole suite against a real local Kafka broker
+test: install browser-deps ## the whole suite against a real local Kafka broker
 	@started=0; \
 	if ! $(KAFKA) status >/dev/null 2>&1; then $(KAFKA) up || exit 1; started=1; fi; \
 	trap '[ $$started = 1 ] && $(KAFKA) down' EXIT; \
