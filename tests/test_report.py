@@ -76,3 +76,18 @@ def test_report_all_with_index(tmp_path):
     assert all(f'href="{Path(n).stem}.html"' in index for n in SESSIONS) and 'failed: ' in index
     assert sorted(p.name for p in (tmp_path / 'out').glob('*.html')) == sorted(
         ['index.html'] + [f'{Path(n).stem}.html' for n in SESSIONS])
+
+
+def test_report_of_a_session_read_back_from_kafka(tmp_path, kafka_bootstrap):
+    import uuid
+    from datetime import datetime, timezone
+    car = f'rep-{uuid.uuid4().hex[:8]}'
+    since = datetime.now(timezone.utc).isoformat()
+    r = subprocess.run([*F1TWIN, 'replay', str(ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv'), '--kafka',
+                        kafka_bootstrap, '--speed', '200', '--car', car], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    by_id = make_report(None, tmp_path / 'a', kafka=kafka_bootstrap, session_id='2025-09-13_16-18-26', car_id=car)
+    by_time = make_report(None, tmp_path / 'b', kafka=kafka_bootstrap, car_id=car, since=since)
+    for rep in (by_id, by_time):
+        page = rep.html.read_text()
+        assert '1:22.160' in page and '1:21.790' in page and f'kafka:{kafka_bootstrap}' in page
