@@ -13,7 +13,7 @@ itself skipped (printed above each run) and pairs it wrote less than a poll apar
 disk flush switched off the count stays the same, so what remains is scheduling on this 2-core machine.
 POLL_S=0.0005 polls twice as often (more CPU, no fewer misses here).
 """
-import argparse, os, resource, subprocess, sys, tempfile, threading, time
+import argparse, os, resource, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np

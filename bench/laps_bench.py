@@ -53,7 +53,7 @@ def baseline_analysis(df):
     rows = []
     for lap in sorted(df['completed_laps'].unique()):
         d = df[df['completed_laps'] == lap]
-        top, full, total, dist0 = 0.0, 0, 0, None
+        top, full, total = 0.0, 0, 0
         for _, r in d.iterrows():
             top = max(top, r['speed_kmh'])
             full += r['throttle'] >= 0.98

@@ -10,8 +10,6 @@ import argparse, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import nbformat
-import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
 from laps_bench import long_session  # noqa: E402

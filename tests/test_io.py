@@ -1,8 +1,5 @@
 """Session files: the real recordings load right, Parquet round-trips, bad input gets one clear error."""
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -1,13 +1,11 @@
 """Lap analysis on the real sessions: the game's times to the millisecond, and bad input handled."""
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from f1twin.fakeac import resample_session
 from f1twin.io import load_session, sample_session_path
-from f1twin.laps import (LapError, compare_laps, consistency, distance_grid, lap_bounds, lap_samples, lap_table,
+from f1twin.laps import (LapError, compare_laps, consistency, distance_grid, lap_samples, lap_table,
                          prepare_session, sector_table, split_laps, split_runs, theoretical_best_ms)
 
 A = load_session(sample_session_path('telemetry_2025-09-12_19-00-17.csv'))

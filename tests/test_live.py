@@ -9,7 +9,6 @@ import time
 import uuid
 
 import comm
-import numpy as np
 import pandas as pd
 import pytest
 from kafka import KafkaProducer
