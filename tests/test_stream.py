@@ -338,7 +338,7 @@ def test_publish_never_raises_or_blocks_without_a_broker(caplog):
     t = time.monotonic()
     stats = pub.close(timeout=0.5)
     assert time.monotonic() - t < 3
-    assert elapsed < 1.0 and slowest < 0.05, (elapsed, slowest)
+    assert elapsed < 1.0 and slowest < 0.25, (elapsed, slowest)  # blocking would take seconds; 0.25 s allows a busy CI
     assert stats.pending == {"live": 1000, "laps": 1} and stats.total("delivered") == 0
     assert stats.failed == {"live": 4, "None": 1} and stats.dropped == {}
     assert pub.publish("live", KEY, sample(0)) is False and pub.stats().failed["live"] == 5, "closed"
@@ -468,7 +468,7 @@ def test_lap_events_survive_a_broker_outage(kafka_bootstrap, make_topic, caplog)
             kafka_local("up", "--port", port)  # never leave the machine without its broker
         stats = pub.close(timeout=5)
 
-    assert slowest < 0.05, f"a publish took {slowest * 1000:.1f} ms"
+    assert slowest < 0.25, f"a publish took {slowest * 1000:.1f} ms"  # blocking on the broker takes seconds
     assert stats.pending == {} and stats.failed == {} and stats.dropped == {} and stats.outages == 1
     assert stats.delivered[laps.name] >= len(sent) and stats.delivered[live.name] >= n_live
     got = [payload(m) for m in read_all(kafka_bootstrap, laps)]
