@@ -1,5 +1,6 @@
 """The collector end to end: fake AC (a separate process, as the game) -> collector -> session file and Kafka."""
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -32,6 +33,14 @@ def start_fake_ac(pages_dir, hz=33.3, speed=10.0, loops=1, session=None):
                             stderr=subprocess.PIPE, text=True)
 
 
+def fake_skipped(fake) -> int:
+    """Packets the fake AC never wrote because it ran late (its packetId jumps over them), from its summary line."""
+    err = fake.stderr.read()
+    m = re.search(r'\((\d+) skipped\)', err)
+    assert m, f'no summary from the fake AC: {err}'
+    return int(m.group(1))
+
+
 def collect(pages_dir, cfg, **run):
     with open_pages(pages_dir, timeout=30) as pages:
         return Collector(pages, cfg).run(**run)
@@ -60,7 +69,9 @@ def test_fake_ac_to_collector_to_parquet_and_csv(tmp_path):
     ids = rec['packet_id'].to_numpy()
     assert (np.diff(ids) > 0).all(), 'each packet recorded once, in order'
     assert summary.samples + summary.packets_missed == ids[-1] - ids[0] + 1
-    assert summary.packets_missed <= 0.02 * summary.samples, 'at 333 packets/s nearly every packet is recorded'
+    late = fake_skipped(fake)  # a loaded machine makes the fake game itself late: those ids were never written
+    assert summary.packets_missed - late <= 0.02 * summary.samples, \
+        f'at 333 packets/s nearly every packet written is recorded ({summary.packets_missed} missed, {late} never written)'
     t = lap_table(rec)
     assert t['lap_time_ms'].dropna().tolist() == GAME_LAPS
     assert t.dropna(subset=['lap_time_ms'])[['s1_ms', 's2_ms', 's3_ms']].values.tolist() == GAME_SECTORS

@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from f1twin.io import (SessionFileError, export_csv, load_session, sample_session_path, save_session,
-                       session_meta)
-from f1twin.schema import COLUMNS
+from f1twin import shm
+from f1twin.io import (SessionFileError, SessionWriter, export_csv, load_session, recover_session,
+                       sample_session_path, save_session, session_meta)
+from f1twin.schema import COLUMNS, SchemaError, SessionMeta, conform
 
 DEMO = sample_session_path('telemetry_2025-09-12_19-00-17.csv')
 OTHER = sample_session_path('telemetry_2025-09-13_16-18-26.csv')
@@ -54,6 +55,54 @@ def test_parquet_round_trip_keeps_records_and_metadata(tmp_path):
     pd.testing.assert_frame_equal(back, df)
     assert session_meta(back) == session_meta(df)
     assert sorted(x.name for x in p.parent.iterdir()) == ['monza.parquet']
+
+
+def collector_records(df):
+    """The records the collector appends: mapped from AC's pages, so flags are 0/1 ints, not bools."""
+    phys, gfx, out = shm.Physics(), shm.Graphics(), []
+    for i, rec in enumerate(df.to_dict('records')):
+        shm.from_record_fields(rec, phys, gfx)
+        r = shm.to_record_fields(phys, gfx)
+        r.update(packet_id=i + 1, timestamp=1.7e9 + i / 10, session_time_s=rec['session_time_s'],
+                 distance=rec['distance'], session_id='s1', car_id='rig1')
+        out.append(r)
+    return out
+
+
+@pytest.mark.parametrize('csv', [False, True])
+def test_session_writer_parts_and_file_equal_the_records(tmp_path, csv):
+    """One-second parts (the first through pandas, later ones straight into Arrow) read back as one frame."""
+    records = collector_records(load_session(DEMO))
+    assert isinstance(records[0]['in_pit'], int)
+    meta = SessionMeta(session_id='s1', car_id='rig1', track='monza')
+    w = SessionWriter(tmp_path / 'rec.parquet', meta, csv_path=tmp_path / 'rec.csv' if csv else None)
+    for i in range(0, len(records), 333):
+        for r in records[i:i + 333]: w.append(r)
+        assert w.flush() == len(records[i:i + 333])
+    assert (w._schema is not None) != csv, 'without CSV, parts after the first skip pandas'
+    expected = conform(pd.DataFrame(records))
+    crashed = load_session(tmp_path / 'rec.parquet.parts')
+    pd.testing.assert_frame_equal(crashed, expected)
+    done = load_session(recover_session(tmp_path / 'rec.parquet.parts'))
+    pd.testing.assert_frame_equal(done, expected)
+    assert session_meta(done) == meta
+    if csv: assert len(load_session(tmp_path / 'rec.csv')) == len(records)
+
+
+def test_session_writer_bad_record_is_a_clear_error_and_nothing_is_lost(tmp_path):
+    records = collector_records(load_session(DEMO).iloc[:700])
+    w = SessionWriter(tmp_path / 'rec.parquet', SessionMeta(session_id='s1'))
+    for r in records[:300]: w.append(r)
+    w.flush()
+    bad = dict(records[300], gear=float('nan'))
+    for r in [bad, *records[301:600]]: w.append(r)
+    with pytest.raises(SchemaError, match="'gear'"):
+        w.flush()
+    assert len(w._pending) == 300, 'the records stay queued for the next flush'
+    w._pending.remove(bad)
+    for r in records[600:]: w.append(r)
+    assert w.flush() == 399
+    pd.testing.assert_frame_equal(load_session(w.close()), conform(pd.DataFrame(records[:300] + records[301:])))
 
 
 def test_csv_export_reads_back_identically(tmp_path):
