@@ -15,13 +15,16 @@ packetId the collector did not record is put down to one cause:
 - "close": written and overwritten by the next packet within one poll interval (POLL_S), before a poll could
   see it;
 - "stall": the collector was not polling for longer than that (descheduled, the GIL held by another thread).
-"missed" in the table is what the collector could have recorded and did not: close + stall.
+"missed" in the table is what the collector could have recorded and did not: close + stall. The "floor" row is a
+loop that only polls the packetId, nothing else: what it loses is this machine's scheduling, not f1twin's work.
 POLL_S=0.0005 polls twice as often (more CPU).
 """
 import argparse, os, resource, subprocess, sys, tempfile, time
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from f1twin.collector import Collector, CollectorConfig
 from f1twin.io import load_session, sample_session_path
@@ -66,7 +69,25 @@ def attribute(rec, written, poll_s):
     return int(late.sum()), int(close.sum()), int((lost & ~close).sum())
 
 
-def run(label, seconds, hz=None, kafka=None, live_hz=None):
+class BarePoller:
+    """The floor this machine sets: a loop that only reads the packetId every POLL_S and notes new ones, nothing
+    recorded or published. What it loses, any poller in Python loses here."""
+    def __init__(self, pages): self.pages = pages
+
+    def run(self, duration):
+        pages, ids, times, last = self.pages, [], [], None
+        end = time.monotonic() + duration
+        while (now := time.monotonic()) < end:
+            pid = pages.physics_packet_id()
+            if pid != last:
+                ids.append(pid); times.append(now); last = pid
+            time.sleep(POLL_S)
+        rec = pd.DataFrame({'packet_id': ids, 'session_time_s': times})
+        missed = int(np.sum(np.diff(ids) - 1))
+        return SimpleNamespace(samples=len(ids), packets_missed=missed, kafka=None, rec=rec)
+
+
+def run(label, seconds, hz=None, kafka=None, live_hz=None, bare=False):
     with tempfile.TemporaryDirectory() as d:
         pages_dir, log = Path(d) / 'pages', Path(d) / 'written.npy'
         fake = subprocess.Popen([sys.executable, '-c', FAKE, str(sample_session_path()), str(pages_dir), str(log)],
@@ -76,14 +97,14 @@ def run(label, seconds, hz=None, kafka=None, live_hz=None):
                 time.sleep(0.5)  # let the fake reach its pace
                 cfg = CollectorConfig(out_dir=Path(d) / 'out', hz=hz, kafka=kafka, live_hz=live_hz, car_id='bench', poll_s=POLL_S)
                 c0, w0 = cpu_seconds(), time.perf_counter()
-                summary = Collector(pages, cfg).run(duration=seconds)
+                summary = (BarePoller(pages) if bare else Collector(pages, cfg)).run(duration=seconds)
                 cpu, wall = cpu_seconds() - c0, time.perf_counter() - w0
         finally:
             fake.terminate()
             err = fake.communicate(timeout=60)[1]
         if fake.returncode != 0: sys.exit(f'the fake AC failed:\n{err}')
         print('   ', err.strip().splitlines()[-1])
-        rec = load_session(summary.files[0])
+        rec = summary.rec if bare else load_session(summary.files[0])
         gaps = np.diff(rec['session_time_s'].to_numpy()) * 1000
         expected = 1000 / (hz or 333)
         losses = '' if hz else '{:>6} {:>6} {:>6}'.format(*attribute(rec, np.load(log), POLL_S))
@@ -103,6 +124,7 @@ if __name__ == '__main__':
     print(f"{'run':<36} {'recorded':>8} {'missed':>7} {'CPU':>7} {'gap p50':>7} {'p99':>7} {'max':>7}  "
           f"{'late':>6} {'close':>6} {'stall':>6}")
     run('baseline: original design, 10 Hz', a.seconds, hz=10)
+    run('floor: bare packetId poll loop', a.seconds, bare=True)
     run('f1twin: every packet (333 Hz)', a.seconds)
     if a.kafka:
         run('f1twin: every packet + Kafka 10 Hz', a.seconds, kafka=a.kafka, live_hz=10)

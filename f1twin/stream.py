@@ -322,6 +322,7 @@ class KafkaPublisher:
         self._ensure, self._replication, self._security = _specs(ensure) if ensure else [], replication_factor, security
         self._config = _client_config(bootstrap, security, KafkaProducer, client_id=client_id, acks='all',
             enable_idempotence=True, max_in_flight_requests_per_connection=1, linger_ms=linger_ms,
+            metrics_enabled=False,  # kafka-python's client metrics cost CPU on every message; nothing reads them
             max_block_ms=2000, request_timeout_ms=int(min(5.0, delivery_timeout_s / 2) * 1000),
             delivery_timeout_ms=int(delivery_timeout_s * 1000),
             bootstrap_timeout_ms=5000, reconnect_backoff_max_ms=1000, retry_backoff_ms=100)
@@ -616,7 +617,7 @@ class TopicReader:
         try:
             self._consumer = KafkaConsumer(**_client_config(bootstrap, security, KafkaConsumer, client_id=client_id,
                 group_id=None, enable_auto_commit=False, auto_offset_reset='earliest', allow_auto_create_topics=False,
-                fetch_max_wait_ms=100, bootstrap_timeout_ms=ms, request_timeout_ms=max(ms, 5000)))
+                fetch_max_wait_ms=100, bootstrap_timeout_ms=ms, request_timeout_ms=max(ms, 5000), metrics_enabled=False))
         except Exception as e:
             raise StreamError(f'Kafka at {bootstrap} does not answer ({type(e).__name__}: {e})') from None
         self.bootstrap, self._closed, self._said = bootstrap, False, set()
