@@ -194,7 +194,9 @@ def make_report(session=None, out_dir='reports', *, ref_lap: int | None = None, 
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(str(template), str(executed), parameters=params, kernel_name=_kernel_name(),
-                                progress_bar=False, log_output=False, execution_timeout=timeout, cwd=tmp)
+                                progress_bar=False, log_output=False, execution_timeout=timeout, cwd=tmp,
+                                # the kernel's own start-up warnings (plain TCP on localhost) are noise in a report run
+                                extra_arguments=['--IPKernelApp.log_level=ERROR'])
         except pm.PapermillExecutionError as e:
             raise ReportError(f"{session or session_id}: the report failed in its cell {e.exec_count}: {e.ename}: {e.evalue}") from None
         t1 = time.perf_counter()
