@@ -15,7 +15,8 @@ packetId the collector did not record is put down to one cause:
 - "close": written and overwritten by the next packet within one poll interval (POLL_S), before a poll could
   see it;
 - "stall": the collector was not polling for longer than that (descheduled, the GIL held by another thread).
-"missed" in the table is what the collector could have recorded and did not: close + stall. The "floor" row is a
+"missed" in the table counts every jump in the packetId (late + close + stall); what the collector could have
+recorded and did not is close + stall. The "floor" row is a
 loop that only polls the packetId, nothing else: what it loses is this machine's scheduling, not f1twin's work.
 POLL_S=0.0005 polls twice as often (more CPU).
 """
