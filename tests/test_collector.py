@@ -112,12 +112,13 @@ def test_collector_publishes_to_kafka(tmp_path, kafka_bootstrap):
     assert [m['sector_times'] for m in laps] == GAME_SECTORS
     assert [m['best_lap'] for m in laps] == [True, True, False, False]
     assert all(m['_key'] in (f"{car}/{m['session_id']}", f"{car}/{m['session_id']}".encode()) for m in laps)
-    sectors = read_topic(kafka_bootstrap, 'ac-sector-times', car)
+    topics = ['ac-sector-times', 'ac-session-stats', 'ac-telemetry-live']
+    with TopicReader(kafka_bootstrap, topics, start='earliest', car_id=car) as r:  # one reader, one idle wait
+        got = list(r.messages(idle_timeout_s=5.0))
+    sectors, stats, live = ([m for m in got if m['_topic'] == t] for t in topics)
     timed = [m['sector_time_ms'] for m in sectors if m['lap_number'] in (1, 2, 3, 4)]
     assert timed == [x for lap in GAME_SECTORS for x in lap]
-    stats = read_topic(kafka_bootstrap, 'ac-session-stats', car)
     assert len(stats) >= 4 and all(s['max_speed'] > 250 for s in stats[1:])
-    live = read_topic(kafka_bootstrap, 'ac-telemetry-live', car)
     assert 250 < len(live) < 450, 'live telemetry at about 10 Hz over ~35 s'
     assert {'speed_kmh', 'rpm', 'gear', 'car_x', 'car_z', 'distance', 'sector'} <= set(live[0])
 
