@@ -263,7 +263,7 @@ class SessionWriter:
             if table is None:  # the first part, CSV wanted, or records the fast path cannot take: through pandas
                 df = conform(pd.DataFrame(records), source=str(self.path))
                 table = _session_table(df, self.meta, str(part))
-                if self.csv_path is None: self._schema = table.schema
+                if self._schema is None and self.csv_path is None: self._schema = table.schema
             _write_table(table, part)
         except Exception:
             self._pending = records + self._pending  # nothing is lost: the next flush tries again
