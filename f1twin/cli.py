@@ -13,8 +13,8 @@ from .io import load_session, save_session, export_csv, session_meta
 from .laps import lap_table, format_lap_time, prepare_session, split_runs, sector_table, theoretical_best_ms, consistency
 
 # %% auto #0
-__all__ = ['format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_fake_ac', 'cmd_collect', 'cmd_replay', 'cmd_report',
-           'build_parser', 'main']
+__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_fake_ac', 'cmd_collect', 'cmd_replay',
+           'cmd_report', 'build_parser', 'main']
 
 # %% ../nbs/10_cli.ipynb #ddfc6ab0
 def format_lap_table(t: pd.DataFrame) -> str:
@@ -62,6 +62,12 @@ def cmd_laps(args) -> int:
                   f" over {len(st)} representative lap(s)")
         else: print('no complete timed lap')
     return 0
+def _laps_parser(sub):
+    sp = sub.add_parser('laps', help='print the lap table of a session', description='Print the lap table of a session: '
+                        'lap and sector times as the game timed them, lap kind, flags, speeds and pedal use.')
+    sp.add_argument('session', help='session file: the original CSV format or f1twin Parquet')
+    sp.add_argument('--format', choices=('text', 'csv', 'json'), default='text', help='output format (default: text)')
+    sp.set_defaults(func=cmd_laps)
 
 # %% ../nbs/10_cli.ipynb #34090599
 def cmd_info(args) -> int:
@@ -83,6 +89,18 @@ def cmd_convert(args) -> int:
     else: raise F1twinError(f'{out}: unknown output format; expected a .csv or .parquet file name')
     print(out)
     return 0
+def _info_parser(sub):
+    sp = sub.add_parser('info', help="print a session's metadata and summary", description="Print a session's metadata "
+                        '(track, car, start time, sample rate, source) and a summary.')
+    sp.add_argument('session', help='session file')
+    sp.set_defaults(func=cmd_info)
+
+def _convert_parser(sub):
+    sp = sub.add_parser('convert', help='convert a session between CSV and Parquet', description='Convert a session file; '
+                        'the output format follows the extension of OUT (.csv: the original format, .parquet: f1twin).')
+    sp.add_argument('session', help='session file to read')
+    sp.add_argument('out', help='file to write (.csv or .parquet)')
+    sp.set_defaults(func=cmd_convert)
 
 # %% ../nbs/10_cli.ipynb #b602ada6
 def _stop_on_signals() -> threading.Event:
@@ -118,6 +136,33 @@ def cmd_collect(args) -> int:
         summary = Collector(pages, cfg).run(stop=stop, duration=args.duration, once=args.once)
     print(summary)
     return 0
+def _fake_ac_parser(sub):
+    sp = sub.add_parser('fake-ac', help="replay a recorded session into AC's shared-memory pages",
+                        description="Replay a recorded session into Assetto Corsa's three shared-memory pages (files "
+                        'acpmf_physics, acpmf_graphics, acpmf_static), interpolated to HZ, with lap and sector times as recorded.')
+    sp.add_argument('session', help='session file to replay')
+    sp.add_argument('--hz', type=float, default=333.0, help='physics packets per second, up to 333 (default: 333)')
+    sp.add_argument('--dir', default='/dev/shm', help='folder for the page files (default: /dev/shm)')
+    sp.add_argument('--loops', type=int, default=1, help='replay the session N times, each a new session (default: 1)')
+    sp.add_argument('--speed', type=float, default=1.0, help='times real time (default: 1)')
+    sp.set_defaults(func=cmd_fake_ac)
+
+def _collect_parser(sub):
+    sp = sub.add_parser('collect', help="record sessions from AC's shared memory, publish to Kafka",
+                        description="Record sessions from Assetto Corsa's shared memory: every physics packet (or HZ a "
+                        'second) into a Parquet session file written as it goes, laps/sectors/stats events and live '
+                        'telemetry to Kafka. Ctrl+C or SIGTERM stops it cleanly and prints a summary.')
+    sp.add_argument('--dir', help="folder with the page files (default: Windows' named mappings, or /dev/shm)")
+    sp.add_argument('--wait', action='store_true', help='wait until AC is running instead of failing')
+    sp.add_argument('--out', default='sessions', help='folder for session files (default: sessions)')
+    sp.add_argument('--hz', type=float, help='record at most HZ samples a second (default: every physics packet)')
+    sp.add_argument('--csv', action='store_true', help="also write the original collector's CSV format")
+    sp.add_argument('--kafka', metavar='HOST:PORT', help='publish to this Kafka bootstrap server')
+    sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: every recorded sample)')
+    sp.add_argument('--car', default='local', help='name of this car/rig, the Kafka key (default: local)')
+    sp.add_argument('--duration', type=float, help='stop after this many seconds')
+    sp.add_argument('--once', action='store_true', help='stop when the game ends the first session')
+    sp.set_defaults(func=cmd_collect)
 
 # %% ../nbs/10_cli.ipynb #b1e985f6
 def cmd_replay(args) -> int:
@@ -138,6 +183,16 @@ def cmd_replay(args) -> int:
         print(f'f1twin: error: {lost} message(s) not delivered to {args.kafka}', file=sys.stderr)
         return 1
     return 0
+def _replay_parser(sub):
+    sp = sub.add_parser('replay', help='publish a recorded session to the Kafka topics, as if live',
+                        description='Publish a recorded session to the Kafka topics (live telemetry, lap events, sector '
+                        'times, session stats) as the collector would, in real time or SPEED times faster.')
+    sp.add_argument('session', help='session file to replay')
+    sp.add_argument('--kafka', metavar='HOST:PORT', required=True, help='Kafka bootstrap server')
+    sp.add_argument('--speed', type=float, default=1.0, help='times real time (default: 1)')
+    sp.add_argument('--car', help="car/rig name in the message keys (default: the session's)")
+    sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: every sample)')
+    sp.set_defaults(func=cmd_replay)
 
 # %% ../nbs/10_cli.ipynb #292eb8d6
 def cmd_report(args) -> int:
@@ -158,60 +213,7 @@ def cmd_report(args) -> int:
     print(f'report: {r.html} ({r.html_bytes / 1e6:.1f} MB; executed in {r.seconds_execute:.1f} s, HTML in {r.seconds_html:.1f} s)')
     print(f'notebook: {r.notebook}')
     return 0
-
-# %% ../nbs/10_cli.ipynb #adcf7fe4
-def build_parser() -> argparse.ArgumentParser:
-    "The `f1twin` argument parser, one subcommand per job."
-    p = argparse.ArgumentParser(prog='f1twin', description='Assetto Corsa telemetry: sessions, laps, collector, live panel, reports.')
-    p.add_argument('--debug', action='store_true', help='show the traceback of unexpected errors')
-    sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
-    sp = sub.add_parser('laps', help='print the lap table of a session', description='Print the lap table of a session: '
-                        'lap and sector times as the game timed them, lap kind, flags, speeds and pedal use.')
-    sp.add_argument('session', help='session file: the original CSV format or f1twin Parquet')
-    sp.add_argument('--format', choices=('text', 'csv', 'json'), default='text', help='output format (default: text)')
-    sp.set_defaults(func=cmd_laps)
-    sp = sub.add_parser('info', help="print a session's metadata and summary", description="Print a session's metadata "
-                        '(track, car, start time, sample rate, source) and a summary.')
-    sp.add_argument('session', help='session file')
-    sp.set_defaults(func=cmd_info)
-    sp = sub.add_parser('convert', help='convert a session between CSV and Parquet', description='Convert a session file; '
-                        'the output format follows the extension of OUT (.csv: the original format, .parquet: f1twin).')
-    sp.add_argument('session', help='session file to read')
-    sp.add_argument('out', help='file to write (.csv or .parquet)')
-    sp.set_defaults(func=cmd_convert)
-    sp = sub.add_parser('fake-ac', help="replay a recorded session into AC's shared-memory pages",
-                        description="Replay a recorded session into Assetto Corsa's three shared-memory pages (files "
-                        'acpmf_physics, acpmf_graphics, acpmf_static), interpolated to HZ, with lap and sector times as recorded.')
-    sp.add_argument('session', help='session file to replay')
-    sp.add_argument('--hz', type=float, default=333.0, help='physics packets per second, up to 333 (default: 333)')
-    sp.add_argument('--dir', default='/dev/shm', help='folder for the page files (default: /dev/shm)')
-    sp.add_argument('--loops', type=int, default=1, help='replay the session N times, each a new session (default: 1)')
-    sp.add_argument('--speed', type=float, default=1.0, help='times real time (default: 1)')
-    sp.set_defaults(func=cmd_fake_ac)
-    sp = sub.add_parser('collect', help="record sessions from AC's shared memory, publish to Kafka",
-                        description="Record sessions from Assetto Corsa's shared memory: every physics packet (or HZ a "
-                        'second) into a Parquet session file written as it goes, laps/sectors/stats events and live '
-                        'telemetry to Kafka. Ctrl+C or SIGTERM stops it cleanly and prints a summary.')
-    sp.add_argument('--dir', help="folder with the page files (default: Windows' named mappings, or /dev/shm)")
-    sp.add_argument('--wait', action='store_true', help='wait until AC is running instead of failing')
-    sp.add_argument('--out', default='sessions', help='folder for session files (default: sessions)')
-    sp.add_argument('--hz', type=float, help='record at most HZ samples a second (default: every physics packet)')
-    sp.add_argument('--csv', action='store_true', help="also write the original collector's CSV format")
-    sp.add_argument('--kafka', metavar='HOST:PORT', help='publish to this Kafka bootstrap server')
-    sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: every recorded sample)')
-    sp.add_argument('--car', default='local', help='name of this car/rig, the Kafka key (default: local)')
-    sp.add_argument('--duration', type=float, help='stop after this many seconds')
-    sp.add_argument('--once', action='store_true', help='stop when the game ends the first session')
-    sp.set_defaults(func=cmd_collect)
-    sp = sub.add_parser('replay', help='publish a recorded session to the Kafka topics, as if live',
-                        description='Publish a recorded session to the Kafka topics (live telemetry, lap events, sector '
-                        'times, session stats) as the collector would, in real time or SPEED times faster.')
-    sp.add_argument('session', help='session file to replay')
-    sp.add_argument('--kafka', metavar='HOST:PORT', required=True, help='Kafka bootstrap server')
-    sp.add_argument('--speed', type=float, default=1.0, help='times real time (default: 1)')
-    sp.add_argument('--car', help="car/rig name in the message keys (default: the session's)")
-    sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: every sample)')
-    sp.set_defaults(func=cmd_replay)
+def _report_parser(sub):
     sp = sub.add_parser('report', help='make a self-contained HTML report of a session (or of a folder of sessions)',
                         description='Run the report notebook on a session with papermill and convert it to one HTML file '
                         '(plotly.js inlined, opens offline); the executed notebook is kept beside it. With --all, SESSION '
@@ -226,6 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument('--ref-lap', type=int, help='reference lap of the comparison (default: the best lap)')
     sp.add_argument('--all', action='store_true', help='report every session file in the folder SESSION')
     sp.set_defaults(func=cmd_report)
+
+# %% ../nbs/10_cli.ipynb #adcf7fe4
+PARSERS = (_laps_parser, _info_parser, _convert_parser, _fake_ac_parser, _collect_parser, _replay_parser, _report_parser)
+
+def build_parser() -> argparse.ArgumentParser:
+    "The `f1twin` argument parser: one subcommand per job, each added by its `_<command>_parser` function."
+    p = argparse.ArgumentParser(prog='f1twin', description='Assetto Corsa telemetry: sessions, laps, collector, live panel, reports.')
+    p.add_argument('--debug', action='store_true', help='show the traceback of unexpected errors')
+    sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
+    for add in PARSERS: add(sub)
     return p
 
 def main(argv: list[str] | None = None) -> int:
