@@ -10,7 +10,7 @@ import numpy as np
 # %% auto #0
 __all__ = ['TELEMETRY_FIELDS', 'COLUMNS', 'DTYPES', 'SCHEMA_VERSION', 'HOUR_MS', 'TELEMETRY_LIVE', 'LAP_EVENTS', 'SECTOR_TIMES',
            'SESSION_STATS', 'TOPICS', 'Field', 'fields_table', 'F1twinError', 'SchemaError', 'empty_record', 'conform',
-           'lap_starts', 'session_time_ms', 'SessionMeta', 'TopicSpec', 'message_key']
+           'SessionMeta', 'TopicSpec', 'message_key']
 
 # %% ../nbs/00_schema.ipynb #72a797df
 @dataclass(frozen=True)
@@ -103,27 +103,16 @@ def conform(df, source: str = 'frame'):
             raise SchemaError(f"{source}: field {f.name!r} cannot be read as {f.dtype}: {e}") from None
     return pd.DataFrame(out, index=df.index)
 
-# %% ../nbs/00_schema.ipynb #db63dfdc
-def lap_starts(df) -> np.ndarray:
-    "Row positions where a new lap begins: the lap clock went back, or the game's lap counter changed."
-    clock = df['current_lap_time_ms'].to_numpy(np.int64)
-    done = df['completed_laps'].to_numpy(np.int64)
-    return np.flatnonzero((clock[1:] < clock[:-1]) | (done[1:] != done[:-1])) + 1
+# %% ../nbs/00_schema.ipynb #5c1d0a77
+_MOVED = {'lap_starts': 'f1twin.laprules', 'session_time_ms': 'f1twin.laprules'}
 
-# %% ../nbs/00_schema.ipynb #1c6e16cb
-def session_time_ms(df) -> np.ndarray:
-    "Milliseconds since the first sample, rebuilt from the game's lap clock and lap times."
-    clock = df['current_lap_time_ms'].to_numpy(np.int64)
-    if len(clock) < 2: return np.zeros(len(clock))
-    last = df['last_lap_time_ms'].to_numpy(np.int64)
-    done = df['completed_laps'].to_numpy(np.int64)
-    step = np.diff(clock)
-    usual = float(np.median(step[step > 0])) if (step > 0).any() else 0.0
-    starts = lap_starts(df)
-    timed = (done[starts] == done[starts - 1] + 1) & (last[starts] > clock[starts - 1])
-    dt = step.astype(np.float64)
-    dt[starts - 1] = np.where(timed, last[starts] - clock[starts - 1] + clock[starts], usual)
-    return np.r_[0.0, np.cumsum(np.maximum(dt, 0.0))]
+def __getattr__(name):
+    "Names that moved to another module stay importable from here, with a DeprecationWarning."
+    if name in _MOVED:
+        import importlib, warnings
+        warnings.warn(f'f1twin.schema.{name} moved to {_MOVED[name]}.{name}', DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 # %% ../nbs/00_schema.ipynb #fe263051
 SCHEMA_VERSION = 1

@@ -1,6 +1,6 @@
 """The live panel in a real JupyterLab, driven in Debian's Chromium by Playwright.
 
-Opens nbs/08_live.ipynb (a copy, in a temporary folder), runs all cells from the Run menu, and takes two
+Opens nbs/21_live.ipynb (a copy, in a temporary folder), runs all cells from the Run menu, and takes two
 screenshots a second apart: the panel must be rendered (metric row, circuit map) and its values must change.
 Needs /usr/bin/chromium (`make browser-deps` installs it); the test fails, never skips, without it.
 """
@@ -32,7 +32,7 @@ def jupyterlab(tmp_path):
     """A JupyterLab server on a free port, serving a copy of the live notebook; stopped by its PID."""
     work = tmp_path / 'nbs'
     work.mkdir()
-    shutil.copy(ROOT / 'nbs' / '08_live.ipynb', work / 'live.ipynb')
+    shutil.copy(ROOT / 'nbs' / '21_live.ipynb', work / 'live.ipynb')
     env = {**os.environ, **{k: str(tmp_path / k.lower()) for k in ('JUPYTER_CONFIG_DIR', 'JUPYTER_RUNTIME_DIR')},
            'JUPYTER_DATA_DIR': str(tmp_path / 'data'), 'F1TWIN_LIVE_SPEED': '5'}
     port = free_port()
