@@ -28,12 +28,19 @@ HOW_TO_START = ("Start the local broker with `make kafka-up` "
                 "(or set F1TWIN_KAFKA=host:port to a running Kafka).")
 
 
-def pytest_configure(config):
-    # kafka-python 3.0 loads its protocol schemas with deprecated importlib.resources calls
-    config.addinivalue_line("filterwarnings",
-                            "ignore:(read_text|open_text) is deprecated:DeprecationWarning")
-    config.addinivalue_line("markers",
-                            "kafka: talks to a real Kafka broker (tools/kafka_local.py)")
+BROKER_FIXTURES = {"kafka_bootstrap", "secure_kafka", "kafka_instance"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that asks for a broker fixture is a `kafka` test, one in test_browser*.py a `browser` test, even if
+    its author forgot the marker, so
+    `pytest -m "not kafka and not browser"` never tries to reach a broker. (Markers and the warning filters are
+    registered once, in pyproject.toml.)"""
+    for item in items:
+        if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.kafka)
+        if item.path.name.startswith("test_browser"):
+            item.add_marker(pytest.mark.browser)
 
 
 def recorded_bootstrap():
