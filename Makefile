@@ -30,6 +30,7 @@ demo: install ## the main job: lap table and HTML report of the bundled real ses
 export: install ## export f1twin/ from nbs/ and clean the notebooks (run before each commit)
 	$(BIN)/nbdev_export
 	$(BIN)/nbdev_clean
+	$(BIN)/python tools/trim_outputs.py
 
 pytest: install
 	$(BIN)/python -m pytest -q tests
