@@ -13,8 +13,8 @@ from .io import load_session, save_session, export_csv, session_meta
 from .laps import lap_table, format_lap_time, prepare_session, split_runs, sector_table, theoretical_best_ms, consistency
 
 # %% auto #0
-__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_fake_ac', 'cmd_collect', 'cmd_replay',
-           'cmd_report', 'build_parser', 'main']
+__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners', 'cmd_fake_ac', 'cmd_collect',
+           'cmd_replay', 'cmd_report', 'build_parser', 'main']
 
 # %% ../nbs/24_cli.ipynb #ddfc6ab0
 def format_lap_table(t: pd.DataFrame) -> str:
@@ -101,6 +101,42 @@ def _convert_parser(sub):
     sp.add_argument('session', help='session file to read')
     sp.add_argument('out', help='file to write (.csv or .parquet)')
     sp.set_defaults(func=cmd_convert)
+
+# %% ../nbs/24_cli.ipynb #2b24bffb
+def _ref_arg(text: str):
+    "`SESSION:LAP` as (session frame, lap number)."
+    path, _, lap = text.rpartition(':')
+    if not path or not lap.isdigit(): raise F1twinError(f'--ref {text!r}: expected SESSION_FILE:LAP, e.g. yesterday.csv:7')
+    return (_load(path), int(lap))
+
+def cmd_corners(args) -> int:
+    "Print the corner table of a session against a reference lap (CSV with --csv)."
+    from f1twin.corners import corner_table, corner_summary
+    df = max(split_runs(_load(args.session)), key=len)
+    if args.ref and args.ref_lap is not None: raise F1twinError('give --ref-lap or --ref, not both')
+    ref = _ref_arg(args.ref) if args.ref else args.ref_lap
+    t = corner_table(df, ref=ref, laps=[args.lap] if args.lap is not None else None)
+    if args.csv:
+        print(t.to_csv(index=False), end='')
+        return 0
+    print(f"{Path(args.session).name}: {t['corner'].nunique()} corners, reference lap {t.attrs['ref_lap']} "
+          f"({format_lap_time(t.attrs['ref_time_ms'])}); time lost > 0: slower than the reference")
+    for lap, rows in t.groupby('lap'):
+        print(f'\nlap {lap}')
+        print(rows.drop(columns=['lap']).to_string(index=False, na_rep='-'))
+    if t['lap'].nunique() > 1: print('\nper corner\n' + corner_summary(t).to_string(na_rep='-'))
+    return 0
+
+def _corners_parser(sub):
+    sp = sub.add_parser('corners', help='where the time goes: corner by corner against a reference lap',
+                        description='Per lap and corner: braking point, turn-in, apex and minimum speed, gear, exit '
+                        'speed and time lost against a reference lap (default: the best lap of the session).')
+    sp.add_argument('session', help='session file')
+    sp.add_argument('--lap', type=int, help='only this lap (default: every complete timed lap)')
+    sp.add_argument('--ref-lap', type=int, help='reference lap of this session (default: the best lap)')
+    sp.add_argument('--ref', metavar='SESSION:LAP', help='reference lap of another session of the same track and car')
+    sp.add_argument('--csv', action='store_true', help='CSV output: one row per lap and corner')
+    sp.set_defaults(func=cmd_corners)
 
 # %% ../nbs/24_cli.ipynb #b602ada6
 def _stop_on_signals() -> threading.Event:
@@ -230,7 +266,7 @@ def _report_parser(sub):
     sp.set_defaults(func=cmd_report)
 
 # %% ../nbs/24_cli.ipynb #adcf7fe4
-PARSERS = (_laps_parser, _info_parser, _convert_parser, _fake_ac_parser, _collect_parser, _replay_parser, _report_parser)
+PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _fake_ac_parser, _collect_parser, _replay_parser, _report_parser)
 
 def build_parser() -> argparse.ArgumentParser:
     "The `f1twin` argument parser: one subcommand per job, each added by its `_<command>_parser` function."

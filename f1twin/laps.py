@@ -238,7 +238,7 @@ def split_anchors(lap: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     end = [(length, lap_ms)] if np.isfinite(length) and np.isfinite(lap_ms) else []
     return np.r_[0.0, at, [e[0] for e in end]], np.r_[0.0, split, [e[1] for e in end]]
 
-# %% ../nbs/13_laps.ipynb #e5f41bfb
+# %% ../nbs/13_laps.ipynb #0fe988ab
 def _warp(d: np.ndarray, own: np.ndarray, common: np.ndarray) -> np.ndarray:
     "Distances `d` of a lap whose lines are at `own` (m), stretched piecewise so its lines fall at `common` (m)."
     scale = np.diff(common) / np.diff(own)
