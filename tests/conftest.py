@@ -22,6 +22,7 @@ def pytest_configure(config):
     # kafka-python 3.0 loads its protocol schemas with deprecated importlib.resources calls
     config.addinivalue_line("filterwarnings",
                             "ignore:(read_text|open_text) is deprecated:DeprecationWarning")
+    config.addinivalue_line("markers", "browser: drives a real browser (Debian's Chromium via Playwright)")
 
 
 def recorded_bootstrap():
