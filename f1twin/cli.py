@@ -235,7 +235,7 @@ def cmd_report(args) -> int:
     "Make the report of a session, or of every session in a folder."
     from f1twin.report import make_report, report_all
     if args.all:
-        index, results = report_all(args.session, args.out)
+        index, results = report_all(args.session, args.out, template=args.template)
         failed = {f: r for f, r in results.items() if isinstance(r, str)}
         for f, why in failed.items(): print(f'f1twin: error: {why}', file=sys.stderr)
         print(f'{len(results) - len(failed)} report(s), {len(failed)} failed; index: {index}')
@@ -243,9 +243,9 @@ def cmd_report(args) -> int:
     if args.kafka:
         if args.session: raise F1twinError('give a session file or --kafka with --session-id/--since, not both')
         r = make_report(None, args.out or 'reports', ref_lap=args.ref_lap, kafka=args.kafka, session_id=args.session_id,
-                        car_id=args.car, since=args.since, until=args.until)
+                        car_id=args.car, since=args.since, until=args.until, template=args.template)
     elif not args.session: raise F1twinError('which session? give a session file, or --kafka with --session-id or --since')
-    else: r = make_report(args.session, args.out or 'reports', ref_lap=args.ref_lap)
+    else: r = make_report(args.session, args.out or 'reports', ref_lap=args.ref_lap, template=args.template)
     print(f'report: {r.html} ({r.html_bytes / 1e6:.1f} MB; executed in {r.seconds_execute:.1f} s, HTML in {r.seconds_html:.1f} s)')
     print(f'notebook: {r.notebook}')
     return 0
@@ -263,6 +263,8 @@ def _report_parser(sub):
     sp.add_argument('--until', help='with --kafka: end of the time range')
     sp.add_argument('--ref-lap', type=int, help='reference lap of the comparison (default: the best lap)')
     sp.add_argument('--all', action='store_true', help='report every session file in the folder SESSION')
+    sp.add_argument('--template', metavar='NOTEBOOK', help="your own report notebook, run with the same parameters (it needs "
+                    "a cell tagged 'parameters'; start from a copy of f1twin/templates/report.ipynb)")
     sp.set_defaults(func=cmd_report)
 
 # %% ../nbs/24_cli.ipynb #adcf7fe4
