@@ -13,8 +13,8 @@ from .io import load_session, save_session, export_csv, session_meta
 from .laps import lap_table, format_lap_time, prepare_session, split_runs, sector_table, theoretical_best_ms, consistency
 
 # %% auto #0
-__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners', 'cmd_fake_ac', 'cmd_collect',
-           'cmd_replay', 'cmd_report', 'build_parser', 'main']
+__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners', 'cmd_library', 'cmd_fake_ac',
+           'cmd_collect', 'cmd_replay', 'cmd_report', 'build_parser', 'main']
 
 # %% ../nbs/24_cli.ipynb #ddfc6ab0
 def format_lap_table(t: pd.DataFrame) -> str:
@@ -137,6 +137,61 @@ def _corners_parser(sub):
     sp.add_argument('--ref', metavar='SESSION:LAP', help='reference lap of another session of the same track and car')
     sp.add_argument('--csv', action='store_true', help='CSV output: one row per lap and corner')
     sp.set_defaults(func=cmd_corners)
+
+# %% ../nbs/24_cli.ipynb #4383991d
+def _print_library(lib, args) -> None:
+    b = lib.bests()
+    if args.csv:
+        print(lib.sql('SELECT * FROM sessions ORDER BY track, car, start_time').to_csv(index=False), end='')
+        return
+    for r in b.itertuples():
+        print(f"{r.track or 'unknown track'} / {r.car or 'unknown car'}: best {format_lap_time(r.best_lap_ms)} "
+              f"(lap {r.best_lap} of {Path(r.best_source).name}, {str(r.best_date)[:10]}), theoretical best "
+              f"{format_lap_time(r.theoretical_best_ms)}, {r.laps} valid laps in {r.sessions} session(s)")
+    s = lib.sql('SELECT start_time, source, run, track, timed_laps, best_lap_ms, theoretical_best_ms FROM sessions '
+                'WHERE NOT starts_with(source, \'kafka:\') ORDER BY track, start_time')
+    s['source'] = s['source'].map(lambda x: Path(x).name)
+    for c in ('best_lap_ms', 'theoretical_best_ms'): s[c] = s[c].map(format_lap_time)
+    print(s.rename(columns={'best_lap_ms': 'best', 'theoretical_best_ms': 'theoretical'}).to_string(index=False))
+
+def _follow(lib, args) -> None:
+    from f1twin.library import follow_lap_events
+    if not args.track: raise F1twinError('--kafka needs --track: lap events do not say which track they are of')
+    show = lambda l: print(l.leaderboard(args.track).assign(best=lambda x: x['best_lap_ms'].map(format_lap_time))
+                           [['car_id', 'best', 'laps', 'session_id']].to_string(index=False), flush=True)
+    print(f'f1twin library: following ac-lap-events on {args.kafka} for {args.track}; Ctrl+C to stop', file=sys.stderr)
+    n = follow_lap_events(lib, args.kafka, args.track, args.car or '', stop=_stop_on_signals(), on_laps=show)
+    print(f'{n} lap(s) added from Kafka')
+
+# %% ../nbs/24_cli.ipynb #a1511ebe
+def cmd_library(args) -> int:
+    "Index every session under a folder and print the bests per track and car (or follow lap events from Kafka)."
+    from f1twin.library import LapLibrary, progress_chart
+    with LapLibrary(args.folder) as lib:
+        res = lib.update(progress=not args.csv)
+        print(f'f1twin library: {res}', file=sys.stderr)
+        for f, why in res.unreadable.items(): print(f'f1twin: warning: skipped {why}', file=sys.stderr)
+        if args.kafka: _follow(lib, args); return 0
+        _print_library(lib, args)
+        if args.chart:
+            if not args.track: raise F1twinError('--chart needs --track (the progress of one track)')
+            fig = progress_chart(lib.progress(args.track, args.car), f'{args.track}: best lap per session')
+            fig.write_html(args.chart, include_plotlyjs=True)
+            print(f'chart: {args.chart}', file=sys.stderr)
+    return 0
+
+def _library_parser(sub):
+    sp = sub.add_parser('library', help='index every session in a folder: bests per track and car, progress',
+                        description='Index every session file under FOLDER (CSV, Parquet, MoTeC .ld) in a DuckDB file '
+                        'in the folder; a second run reads only new or changed files. Prints the all-time best and '
+                        'theoretical best per track and car, and the sessions.')
+    sp.add_argument('folder', help='folder of session files (searched recursively)')
+    sp.add_argument('--track', help='track for --chart and --kafka (e.g. monza)')
+    sp.add_argument('--car', help='only this car (for --chart)')
+    sp.add_argument('--chart', metavar='OUT.html', help='write the progress chart of --track (best lap per session)')
+    sp.add_argument('--csv', action='store_true', help='print the sessions as CSV')
+    sp.add_argument('--kafka', metavar='HOST:PORT', help='then follow ac-lap-events from every rig (needs --track)')
+    sp.set_defaults(func=cmd_library)
 
 # %% ../nbs/24_cli.ipynb #b602ada6
 def _stop_on_signals() -> threading.Event:
@@ -268,7 +323,7 @@ def _report_parser(sub):
     sp.set_defaults(func=cmd_report)
 
 # %% ../nbs/24_cli.ipynb #adcf7fe4
-PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _fake_ac_parser, _collect_parser, _replay_parser, _report_parser)
+PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _library_parser, _fake_ac_parser, _collect_parser, _replay_parser, _report_parser)
 
 def build_parser() -> argparse.ArgumentParser:
     "The `f1twin` argument parser: one subcommand per job, each added by its `_<command>_parser` function."

@@ -1,4 +1,4 @@
-"""Every figure drawn, in a real browser: 07_circuit run in JupyterLab, and the session report opened from a file.
+"""Every figure drawn, in a real browser: 15_circuit run in JupyterLab, and the session report opened from a file.
 
 Debian's Chromium (/usr/bin/chromium) driven by Playwright; the tests fail, never skip, without it. A figure counts as
 drawn when each of its SVG traces has a non-empty shape in the page and, for a WebGL trace, its canvas has pixels
@@ -156,7 +156,7 @@ def test_a_map_too_big_for_svg_draws_in_webgl(tmp_path):
     assert found['glTraces'] == 2 and found['glPixels'] > 10_000
 
 
-# --- 07_circuit in a real JupyterLab --------------------------------------------------------------------------
+# --- 15_circuit in a real JupyterLab --------------------------------------------------------------------------
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -166,10 +166,10 @@ def free_port() -> int:
 
 @pytest.fixture
 def jupyterlab(tmp_path):
-    """A JupyterLab server on a free port serving a copy of 07_circuit; stopped by its PID."""
+    """A JupyterLab server on a free port serving a copy of 15_circuit; stopped by its PID."""
     work = tmp_path / 'nbs'
     work.mkdir()
-    shutil.copy(ROOT / 'nbs' / '07_circuit.ipynb', work / 'circuit.ipynb')
+    shutil.copy(ROOT / 'nbs' / '15_circuit.ipynb', work / 'circuit.ipynb')
     env = {**os.environ, 'JUPYTER_CONFIG_DIR': str(tmp_path / 'config'), 'JUPYTER_DATA_DIR': str(tmp_path / 'data'),
            'JUPYTER_RUNTIME_DIR': str(tmp_path / 'runtime')}
     news = tmp_path / 'config' / 'lab' / 'user-settings' / '@jupyterlab' / 'apputils-extension'
@@ -221,7 +221,7 @@ def run_all(page) -> None:
 def test_circuit_notebook_draws_every_figure_in_jupyterlab(jupyterlab):
     from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(exist_ok=True)
-    nb = json.loads((ROOT / 'nbs' / '07_circuit.ipynb').read_text())
+    nb = json.loads((ROOT / 'nbs' / '15_circuit.ipynb').read_text())
     expected = sum('application/vnd.plotly.v1+json' in o.get('data', {}) for c in nb['cells'] for o in c.get('outputs', []))
     assert expected >= 10
     with sync_playwright() as p:
