@@ -138,7 +138,7 @@ def _corners_parser(sub):
     sp.add_argument('--csv', action='store_true', help='CSV output: one row per lap and corner')
     sp.set_defaults(func=cmd_corners)
 
-# %% ../nbs/24_cli.ipynb #4383991d
+# %% ../nbs/24_cli.ipynb #0a2adbfe
 def _print_library(lib, args) -> None:
     b = lib.bests()
     if args.csv:
@@ -163,7 +163,7 @@ def _follow(lib, args) -> None:
     n = follow_lap_events(lib, args.kafka, args.track, args.car or '', stop=_stop_on_signals(), on_laps=show)
     print(f'{n} lap(s) added from Kafka')
 
-# %% ../nbs/24_cli.ipynb #a1511ebe
+# %% ../nbs/24_cli.ipynb #474a1050
 def cmd_library(args) -> int:
     "Index every session under a folder and print the bests per track and car (or follow lap events from Kafka)."
     from f1twin.library import LapLibrary, progress_chart
@@ -295,12 +295,14 @@ def cmd_report(args) -> int:
         for f, why in failed.items(): print(f'f1twin: error: {why}', file=sys.stderr)
         print(f'{len(results) - len(failed)} report(s), {len(failed)} failed; index: {index}')
         return 2 if failed else 0
+    opts = dict(ref_lap=args.ref_lap, ref=args.ref, compare=args.compare, library=args.library, title=args.title,
+                template=args.template)
     if args.kafka:
         if args.session: raise F1twinError('give a session file or --kafka with --session-id/--since, not both')
-        r = make_report(None, args.out or 'reports', ref_lap=args.ref_lap, kafka=args.kafka, session_id=args.session_id,
-                        car_id=args.car, since=args.since, until=args.until, template=args.template)
+        r = make_report(None, args.out or 'reports', kafka=args.kafka, session_id=args.session_id, car_id=args.car,
+                        since=args.since, until=args.until, **opts)
     elif not args.session: raise F1twinError('which session? give a session file, or --kafka with --session-id or --since')
-    else: r = make_report(args.session, args.out or 'reports', ref_lap=args.ref_lap, template=args.template)
+    else: r = make_report(args.session, args.out or 'reports', **opts)
     print(f'report: {r.html} ({r.html_bytes / 1e6:.1f} MB; executed in {r.seconds_execute:.1f} s, HTML in {r.seconds_html:.1f} s)')
     print(f'notebook: {r.notebook}')
     return 0
@@ -317,6 +319,10 @@ def _report_parser(sub):
     sp.add_argument('--since', help='with --kafka: start of a time range (ISO 8601 with time zone), instead of --session-id')
     sp.add_argument('--until', help='with --kafka: end of the time range')
     sp.add_argument('--ref-lap', type=int, help='reference lap of the comparison (default: the best lap)')
+    sp.add_argument('--ref', metavar='SESSION:LAP', help='reference: a lap of another session of the same track and car')
+    sp.add_argument('--library', metavar='FOLDER', help="reference: the all-time best in this folder's lap library")
+    sp.add_argument('--compare', metavar='LAPS', help="laps to compare, e.g. 3,7 (the first is the reference) or 7")
+    sp.add_argument('--title', help='title of the report (default: Session report)')
     sp.add_argument('--all', action='store_true', help='report every session file in the folder SESSION')
     sp.add_argument('--template', metavar='NOTEBOOK', help="your own report notebook, run with the same parameters (it needs "
                     "a cell tagged 'parameters'; start from a copy of f1twin/templates/report.ipynb)")

@@ -19,10 +19,11 @@ from .io import load_session, SessionFileError
 from .laps import consistency, format_lap_time, theoretical_best_ms
 
 # %% auto #0
-__all__ = ['PARAMETERS', 'BEST_STYLE', 'SESSION_PATTERNS', 'ReportError', 'templates_dir', 'load_template', 'human_label',
-           'in_seconds', 'laps_overview', 'sector_overview', 'consistency_overview', 'table_html', 'summary_html',
-           'session_notes', 'notes_html', 'where_lost', 'ReportRenderer', 'use_report_renderer', 'report_html',
-           'ReportResult', 'check_session', 'make_report', 'report_all', 'write_index']
+__all__ = ['PARAMETERS', 'BEST_STYLE', 'CORNER_COLUMNS', 'SESSION_PATTERNS', 'ReportError', 'templates_dir', 'load_template',
+           'human_label', 'in_seconds', 'laps_overview', 'sector_overview', 'consistency_overview', 'table_html',
+           'summary_html', 'session_notes', 'notes_html', 'where_lost', 'Reference', 'parse_laps', 'choose_reference',
+           'laps_to_compare', 'corner_overview', 'worst_corners', 'ReportRenderer', 'use_report_renderer',
+           'report_html', 'ReportResult', 'check_session', 'make_report', 'report_all', 'write_index']
 
 # %% ../nbs/23_report.ipynb #142905e0
 class ReportError(F1twinError, RuntimeError):
@@ -154,6 +155,104 @@ def where_lost(cmp: pd.DataFrame, window_m: float = 200.0) -> tuple[float, float
     grew = cmp['delta_s'].diff().rolling(max(1, int(round(window_m / step)))).sum()
     return float(grew.idxmax()), float(grew.max())
 
+# %% ../nbs/23_report.ipynb #b674b5c7
+@dataclass
+class Reference:
+    "The lap everything is compared with: the session run holding it, its number, and how to name it."
+    frame: pd.DataFrame
+    lap: int
+    label: str
+
+def parse_laps(text) -> list[int]:
+    "Lap numbers from '3,7' (or a list of ints); ReportError for anything else."
+    if text is None: return []
+    items = text if isinstance(text, (list, tuple)) else str(text).replace(' ', '').split(',')
+    try: laps = [int(x) for x in items if str(x) != '']
+    except ValueError: raise ReportError(f'compare={text!r}: expected lap numbers separated by commas, e.g. 3,7') from None
+    if not laps: raise ReportError(f'compare={text!r}: no lap number')
+    return laps
+
+def _other_lap(text: str) -> tuple[pd.DataFrame, int]:
+    "`SESSION:LAP` as (the session's longest run, lap number)."
+    import warnings
+    from f1twin.laps import prepare_session, split_runs
+    path, _, lap = str(text).rpartition(':')
+    if not path or not lap.isdigit(): raise ReportError(f'ref={text!r}: expected SESSION_FILE:LAP, e.g. yesterday.csv:7')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return max(split_runs(prepare_session(load_session(path))), key=len), int(lap)
+
+# %% ../nbs/23_report.ipynb #c9b60e6a
+def _timed(t: pd.DataFrame, lap: int, where: str) -> int:
+    ok = t.index[t['lap_time_ms'].notna() & ~t['partial']]
+    if lap not in ok: raise ReportError(f'lap {lap} {where} is not a complete timed lap; complete timed laps: {ok.tolist()}')
+    return int(lap)
+
+def choose_reference(df: pd.DataFrame, st: pd.DataFrame, *, ref_lap=None, ref=None, compare=None,
+                     library=None) -> Reference:
+    "The reference lap as the parameters ask (see above); ReportError naming the lap or session that will not do."
+    from f1twin.laps import lap_table
+    lt, given = lap_table(df), [x is not None for x in (ref_lap, ref, library)]
+    if sum(given) > 1: raise ReportError('give one of ref_lap, ref and library, not several')
+    chosen = parse_laps(compare)
+    if len(chosen) > 1:
+        if any(given): raise ReportError('compare with two or more laps names its own reference (the first): no ref too')
+        n = _timed(lt, chosen[0], 'of this session')
+        return Reference(df, n, f'lap {n} ({format_lap_time(lt.loc[n, "lap_time_ms"])})')
+    if ref is not None:
+        other, n = _other_lap(ref)
+        ot = lap_table(other)
+        _timed(ot, n, f'of {Path(str(ref).rpartition(":")[0]).name}')
+        return Reference(other, n, f'lap {n} of {Path(str(ref).rpartition(":")[0]).name} ({format_lap_time(ot.loc[n, "lap_time_ms"])})')
+    if library is not None:
+        from f1twin.library import LapLibrary, LibraryError
+        from f1twin.io import session_meta
+        m = session_meta(df)
+        try:
+            with LapLibrary(library) as lib:
+                lib.update(progress=False)
+                other, n = lib.best_lap(m.track, m.car or None)
+        except LibraryError as e: raise ReportError(str(e)) from None
+        ms = lap_table(other).loc[n, 'lap_time_ms']
+        return Reference(other, n, f'the all-time best, lap {n} of {session_meta(other).session_id} ({format_lap_time(ms)})')
+    n = _timed(lt, int(ref_lap), 'of this session') if ref_lap is not None else int(st['lap_time_ms'].idxmin())
+    return Reference(df, n, f'lap {n} ({format_lap_time(lt.loc[n, "lap_time_ms"])})' + ('' if ref_lap is not None else ', the best'))
+
+# %% ../nbs/23_report.ipynb #301b476e
+def laps_to_compare(df: pd.DataFrame, st: pd.DataFrame, reference: Reference, compare=None) -> list[int]:
+    "The laps of the session compared with the reference (see above)."
+    from f1twin.laps import lap_table
+    chosen = parse_laps(compare)
+    if chosen:
+        lt = lap_table(df)
+        return [_timed(lt, n, 'of this session') for n in (chosen[1:] if len(chosen) > 1 else chosen)]
+    order = st.sort_values('lap_time_ms').index.tolist()
+    same = reference.frame is df
+    rest = [n for n in order if not (same and n == reference.lap)]
+    return rest[:1]
+
+# %% ../nbs/23_report.ipynb #ec19bd7f
+CORNER_COLUMNS = {'brake_m': 'Braking point (m)', 'brake_spread_m': 'Braking point spread (m)',
+                  'min_speed_kmh': 'Minimum speed (km/h)', 'min_speed_spread_kmh': 'Minimum speed spread (km/h)',
+                  'time_lost_mean_s': 'Time lost, average (s)', 'time_lost_max_s': 'Time lost, worst lap (s)',
+                  'laps': 'Laps'}
+
+def corner_overview(summary: pd.DataFrame) -> pd.DataFrame:
+    "The corner summary (`corners.corner_summary`) with the corners' names as the index and labels in words."
+    out = summary.reset_index().set_index('name').drop(columns=['corner'])
+    out.index.name = 'Corner'
+    return out.rename(columns=CORNER_COLUMNS)
+
+def worst_corners(summary: pd.DataFrame, reference: Reference, n: int = 3) -> str:
+    "The `n` corners where the most time is lost on average, as HTML (names from the data escaped)."
+    w = summary.sort_values('time_lost_mean_s', ascending=False).head(n).reset_index()
+    return _jinja().from_string(
+        '<div class="f1twin-worst"><p>Where the most time goes on average, against {{ ref }}:</p><ol>'
+        '{% for r in rows %}<li><b>{{ r.name }}</b>: {{ "%+.3f"|format(r.time_lost_mean_s) }} s a lap '
+        '(braking at {{ "%.0f"|format(r.brake_m) if r.brake_m == r.brake_m else "-" }} m, minimum '
+        '{{ "%.0f"|format(r.min_speed_kmh) }} km/h)</li>{% endfor %}</ol></div>').render(
+            ref=reference.label, rows=w.to_dict('records'))
+
 # %% ../nbs/23_report.ipynb #5a1c0b13
 class ReportRenderer(MimetypeRenderer):
     "A plotly renderer for reports: plotly JSON for JupyterLab, and HTML that draws with the page's plotly.js, no network."
@@ -223,30 +322,49 @@ def _publish(pairs) -> None:
         for part, _ in parts: part.unlink(missing_ok=True)
 
 # %% ../nbs/23_report.ipynb #5a1c0b17
-def make_report(session=None, out_dir='reports', *, ref_lap: int | None = None, kafka: str | None = None,
-                session_id: str | None = None, car_id: str | None = None, since: str | None = None,
-                until: str | None = None, name: str | None = None, template=None, timeout: float = 600) -> ReportResult:
-    "Run the report template (f1twin's, or the notebook `template`) on a session file or a session read back from Kafka; write `<name>.html` and `<name>.ipynb`."
+_INPUT_ERRORS = ('SessionFileError', 'LapError', 'ReportError', 'CircuitError', 'LibraryError', 'StreamError', 'SchemaError')
+
+def _report_params(session, **kw) -> dict:
+    "The template's parameters; compare as 'A,B' text (papermill passes plain values)."
+    if kw.get('compare') is not None: kw['compare'] = ','.join(map(str, parse_laps(kw['compare'])))
+    if kw.get('library') is not None: kw['library'] = str(Path(kw['library']).resolve())
+    if kw.get('ref_session') is not None:  # the kernel runs in a temporary folder: paths made absolute
+        path, _, lap = str(kw['ref_session']).rpartition(':')
+        kw['ref_session'] = f'{Path(path).resolve()}:{lap}' if path else kw['ref_session']
+    return {'session': str(Path(session).resolve()) if session is not None else None, **kw}
+
+def _run_template(nb, params: dict, tmp: Path, name: str, timeout: float, what) -> Path:
+    "Execute the template with papermill; a bad session or lap is one clear ReportError, any other failure names its cell."
     import papermill as pm
+    source, executed = tmp / 'template.ipynb', tmp / f'{name}.ipynb'
+    nbformat.write(nb, source)
+    try:
+        pm.execute_notebook(str(source), str(executed), parameters=params, kernel_name=_kernel_name(),
+                            progress_bar=False, log_output=False, execution_timeout=timeout, cwd=str(tmp),
+                            # the kernel's own start-up warnings (plain TCP on localhost) are noise in a report run
+                            extra_arguments=['--IPKernelApp.log_level=ERROR'])
+    except pm.PapermillExecutionError as e:
+        if e.ename in _INPUT_ERRORS: raise ReportError(f'{what}: {e.evalue}') from None
+        raise ReportError(f"{what}: the report failed in its cell {e.exec_count}: {e.ename}: {e.evalue}") from None
+    return executed
+
+def make_report(session=None, out_dir='reports', *, ref_lap: int | None = None, ref: str | None = None, compare=None,
+                library=None, kafka: str | None = None, session_id: str | None = None, car_id: str | None = None,
+                since: str | None = None, until: str | None = None, title: str | None = None, name: str | None = None,
+                template=None, timeout: float = 600) -> ReportResult:
+    "Run the report template (f1twin's, or the notebook `template`) on a session file or a session read back from Kafka; write `<name>.html` and `<name>.ipynb`."
     if session is None and not (kafka and (session_id or since)):
         raise ReportError('a report needs a session file, or kafka and a session_id or a time range (since)')
+    if session is not None and not Path(session).exists(): raise ReportError(f'{session}: no such file')
     nb = load_template(template)
-    if session is not None: check_session(session)
     name = name or (Path(session).stem if session is not None else f'{car_id or "car"}_{session_id or since}'.replace(':', '-'))
-    params = {'session': str(Path(session).resolve()) if session is not None else None, 'kafka': kafka,
-              'session_id': session_id, 'car_id': car_id, 'since': since, 'until': until, 'ref_lap': ref_lap}
+    params = _report_params(session, ref_lap=ref_lap, ref_session=ref, compare=compare, library=library, kafka=kafka,
+                            session_id=session_id, car_id=car_id, since=since, until=until, title=title)
     with tempfile.TemporaryDirectory(prefix='f1twin-report-') as tmp:
-        source, executed, page = Path(tmp) / 'template.ipynb', Path(tmp) / f'{name}.ipynb', Path(tmp) / f'{name}.html'
-        nbformat.write(nb, source)
         t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(str(source), str(executed), parameters=params, kernel_name=_kernel_name(),
-                                progress_bar=False, log_output=False, execution_timeout=timeout, cwd=tmp,
-                                # the kernel's own start-up warnings (plain TCP on localhost) are noise in a report run
-                                extra_arguments=['--IPKernelApp.log_level=ERROR'])
-        except pm.PapermillExecutionError as e:
-            raise ReportError(f"{session or session_id}: the report failed in its cell {e.exec_count}: {e.ename}: {e.evalue}") from None
+        executed = _run_template(nb, params, Path(tmp), name, timeout, session or session_id)
         t1 = time.perf_counter()
+        page = Path(tmp) / f'{name}.html'
         page.write_text(report_html(executed), encoding='utf-8')
         t2 = time.perf_counter()
         final_html, final_nb = Path(out_dir) / page.name, Path(out_dir) / executed.name

@@ -7,10 +7,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from f1twin.circuit import (BEST_COLOUR, MAP_CHANNELS, SVG_MAX_POINTS, CircuitError, Orientation, add_car_marker,
-                            channel_values, circuit_map, decimate, fit_orientation, held_gear, lap_comparison_figure,
-                            lap_time_evolution, orientation_of, rpm_distribution, scatter_type, sector_comparison_chart,
-                            speed_histogram, track_marks)
+from f1twin.charts import (BEST_COLOUR, lap_comparison_figure, lap_time_evolution, rpm_distribution,
+                           sector_comparison_chart, speed_histogram)
+from f1twin.circuit import (MAP_CHANNELS, SVG_MAX_POINTS, CircuitError, Orientation, add_car_marker, channel_values,
+                            circuit_map, decimate, delta_map, fit_orientation, held_gear, orientation_of, scatter_type,
+                            track_marks)
 from f1twin.io import load_session, sample_session_path
 from f1twin.laps import compare_laps, lap_bounds, lap_table, sector_table, split_laps
 from f1twin.schema import F1twinError
@@ -410,3 +411,24 @@ def test_other_bad_input_gets_clear_errors(session):
     assert len(colour_trace(circuit_map(only_pos)).x) == len(session)  # no lap columns: a map without marks
     with pytest.raises(CircuitError, match='lap information'):
         circuit_map(only_pos, lap=2)
+
+
+def test_delta_map_is_the_gaps_slope_on_the_reference_line(session):
+    c = compare_laps((session, 2), (session, 3))
+    fig = delta_map(c, marks=track_marks(session))
+    rate = np.asarray(fig.data[0].marker.color, dtype=float)
+    d = c.index.to_numpy()
+    # the slope integrated along the lap gives back the gap at the line
+    assert np.nansum(rate * np.gradient(d) / 100) / 1000 == pytest.approx(c['delta_s'].iloc[-1], abs=0.05)
+    assert 1000 < d[np.nanargmax(rate)] < 1500
+    assert isinstance(fig.data[0], go.Scatter) and [s.name for s in fig.layout.shapes] == ['S/F', 'S2', 'S3']
+    same = delta_map(compare_laps((session, 2), (session, 2)))
+    assert np.nanmax(np.abs(np.asarray(same.data[0].marker.color, dtype=float))) == 0
+    with pytest.raises(CircuitError, match='compare_laps'):
+        delta_map(session)
+
+
+def test_moved_charts_still_import_from_circuit():
+    import f1twin.circuit as circuit
+    with pytest.warns(DeprecationWarning, match='moved to f1twin.charts'):
+        assert circuit.rpm_distribution is rpm_distribution

@@ -94,7 +94,7 @@ def test_report_of_each_real_session(report):
     page = r.html.read_text()
     assert all(t in page for t in times), 'the game lap times'
     assert len(laps_table_rows(page)) == len(times) + 2, 'every lap: the timed ones, the out-lap, the last partial one'
-    assert page.count('class="plotly-graph-div') == 8, 'sector chart, 3 maps, comparison, rpm, speed, evolution'
+    assert page.count('class="plotly-graph-div') == 9, 'delta map, sector chart, comparison, 3 maps, rpm, speed, evolution'
     assert 'Theoretical best' in page and 'Consistency' in page and 'monza' in page
     assert page.count('plotly.js v') == 1 and not re.search(r'<script[^>]+src=', page), \
         'plotly.js inlined once, no script loaded from anywhere: the report opens offline'
@@ -145,12 +145,12 @@ def test_times_are_in_the_unit_their_label_says(report):
 def test_no_webgl_for_small_traces_and_gears_held_at_shifts(report):
     name, r = report
     figs = figures(r.notebook)
-    assert len(figs) == 8
+    assert len(figs) == 9
     for fig in figs:
         for t in fig['data']:
             if t['type'] == 'scattergl': assert trace_len(t) > SVG_MAX_POINTS, f"{fig['layout']['title']['text']}: WebGL"
     assert not [t for fig in figs for t in fig['data'] if t['type'] == 'scattergl'], 'a 10 Hz session: all SVG'
-    (cmp,) = [f for f in figs if 'against' in f['layout']['title']['text']]
+    (cmp,) = [f for f in figs if 'yaxis4' in f['layout']]  # the lap comparison's gear row
     gears = [t for t in cmp['data'] if t.get('yaxis') == 'y4']
     assert len(gears) == 2 and cmp['layout']['yaxis4']['title']['text'] == 'Gear'
     for t in gears:
@@ -183,7 +183,7 @@ def test_a_session_that_cannot_be_reported_leaves_nothing(tmp_path, text, expect
 
 def test_a_failing_notebook_leaves_nothing(tmp_path):
     out = tmp_path / 'out'
-    with pytest.raises(ReportError, match='reference lap 7'):
+    with pytest.raises(ReportError, match='lap 7 of this session is not a complete timed lap'):
         make_report(ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv', out, ref_lap=7)
     assert not out.exists() or not any(out.iterdir())
 
@@ -228,7 +228,7 @@ def test_template_runs_as_is_on_the_bundled_session(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     nb = nbformat.read(out, as_version=4)
     text = json.dumps([o for c in nb.cells for o in c.get('outputs', [])])
-    assert '1:21.186' in text and len(figures(out)) == 8
+    assert '1:21.186' in text and len(figures(out)) == 9
 
 
 def test_template_is_shipped_in_the_wheel(tmp_path):
@@ -315,3 +315,42 @@ def test_report_of_a_session_read_back_from_kafka(tmp_path, kafka_bootstrap):
     for rep in (by_id, by_time):
         page = rep.html.read_text()
         assert '1:22.160' in page and '1:21.790' in page and f'kafka:{kafka_bootstrap}' in page
+
+
+def test_report_opens_with_what_a_driver_reads_first(report):
+    name, r = report
+    page = r.html.read_text()
+    order = [page.index(h) for h in ('Best lap', 'Theoretical best', 'Where the time goes', 'Where the most time goes',
+                                     'id="Corners"', 'id="Laps"', 'id="Sectors"', 'id="The-circuit"')]
+    assert order == sorted(order), 'best lap, theoretical best, the three worst corners, the corner table, then the rest'
+    worst = re.search(r'<div class="f1twin-worst">(.*?)</div>', page, re.S).group(1)
+    assert worst.count('<li>') == 3
+    table = re.search(r'<table[^>]*f1twin-corners.*?</table>', page, re.S).group(0)
+    for label in ('Braking point (m)', 'Minimum speed (km/h)', 'Time lost, average (s)', 'Braking point spread (m)'):
+        assert label in table
+    assert all(c in table for c in ('T1/Rettifilo', 'Roggia', 'Lesmo 1', 'Lesmo 2', 'Ascari', 'Parabolica'))
+
+
+def test_compare_and_reference_of_another_session(tmp_path):
+    a, b = ROOT / 'data' / 'telemetry_2025-09-12_19-00-17.csv', ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv'
+    r = subprocess.run([*F1TWIN, 'report', str(a), '--out', str(tmp_path), '--compare', '3,1'], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / f'{a.stem}.html').read_text()
+    assert 'Lap 1 is <strong>-0.722 s</strong> against lap 3 (1:22.539)' in page
+    r = make_report(b, tmp_path / 'ref', ref=f'{a}:2', compare='2')
+    page = r.html.read_text()
+    assert 'against lap 2 of telemetry_2025-09-12_19-00-17.csv (1:21.186)' in page
+    assert 'Lap 2 is <strong>+0.604 s</strong>' in page
+    with pytest.raises(ReportError, match='expected lap numbers separated by commas'):
+        make_report(a, tmp_path / 'bad', compare='3;7')
+    assert not (tmp_path / 'bad').exists() or not any((tmp_path / 'bad').iterdir())
+
+
+def test_the_library_best_is_the_reference_when_asked(tmp_path):
+    lib = tmp_path / 'lib'
+    lib.mkdir()
+    for ext in ('.csv', '.meta.json'):
+        (lib / f'telemetry_2025-09-12_19-00-17{ext}').write_bytes((ROOT / 'data' / f'telemetry_2025-09-12_19-00-17{ext}').read_bytes())
+    r = make_report(ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv', tmp_path / 'out', library=lib)
+    assert 'against the all-time best, lap 2 of 2025-09-12_19-00-17 (1:21.186)' in r.html.read_text()
