@@ -71,12 +71,12 @@ def _laps_parser(sub):
 
 # %% ../nbs/24_cli.ipynb #34090599
 def cmd_info(args) -> int:
-    "Print a session's metadata and a one-line summary."
-    df = load_session(args.session)
+    "Print a session's metadata and a summary of its samples, read as `f1twin laps` reads them."
+    df = _load(args.session)
     for k, v in session_meta(df).to_dict().items(): print(f'{k:>16}: {v}')
-    t = lap_table(df)
-    timed = t['lap_time_ms'].dropna()
-    print(f"{'samples':>16}: {len(df)}")
+    runs = split_runs(df)
+    timed = pd.concat([lap_table(r)['lap_time_ms'] for r in runs]).dropna()
+    print(f"{'samples':>16}: {len(df)}" + (f' in {len(runs)} runs (the game restarted the session)' if len(runs) > 1 else ''))
     print(f"{'timed laps':>16}: {len(timed)}" + (f", best {format_lap_time(timed.min())}" if len(timed) else ''))
     return 0
 

@@ -13,7 +13,7 @@ from .laprules import lap_starts, session_time_ms, restarts, recording_order, fo
 # %% auto #0
 __all__ = ['CHANNELS', 'LapError', 'prepare_session', 'split_runs', 'lap_bounds', 'split_laps', 'session_meta_length',
            'lap_table', 'representative_laps', 'sector_table', 'theoretical_best_ms', 'consistency', 'lap_samples',
-           'on_grid', 'distance_grid', 'compare_laps']
+           'split_anchors', 'on_grid', 'common_anchors', 'distance_grid', 'compare_laps']
 
 # %% ../nbs/13_laps.ipynb #f97e77f1
 class LapError(F1twinError, ValueError):
@@ -209,7 +209,7 @@ def consistency(sectors: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({'mean_ms': x.mean(), 'std_ms': x.std(ddof=1), 'range_ms': x.max() - x.min(), 'laps': x.count()})
 
 # %% ../nbs/13_laps.ipynb #eac5e88f
-CHANNELS = ('speed_kmh', 'throttle', 'brake', 'gear', 'steering', 'rpm')
+CHANNELS = ('speed_kmh', 'throttle', 'brake', 'gear', 'steering', 'rpm', 'car_x', 'car_z')
 
 def lap_samples(df: pd.DataFrame, lap: int, bounds: pd.DataFrame | None = None) -> pd.DataFrame:
     "The samples of one lap with lap-relative `distance`, its line-to-line length and time in `attrs`."
@@ -223,21 +223,48 @@ def lap_samples(df: pd.DataFrame, lap: int, bounds: pd.DataFrame | None = None) 
                  'lap_time_ms': float(row['lap_time_ms']), 'partial': bool(row['partial'])}
     return one
 
-def on_grid(lap: pd.DataFrame, grid: np.ndarray, length: float) -> pd.DataFrame:
-    "One lap's channels and elapsed time at `grid` (m, 0..length): the lap is stretched to `length`."
-    own = lap.attrs.get('length_m', np.nan)
-    d = lap['distance'].to_numpy(np.float64) * (length / own if np.isfinite(own) and own > 0 else 1.0)
-    t_ms = lap['current_lap_time_ms'].to_numpy(np.float64)
-    ends_d, ends_t = [0.0], [0.0]
-    if np.isfinite(lap.attrs.get('lap_time_ms', np.nan)):  # the next line: exactly the lap time
-        ends_d.append(length); ends_t.append(lap.attrs['lap_time_ms'])
-    dd = np.r_[ends_d[0], d, ends_d[1:]]
-    tt = np.r_[ends_t[0], t_ms, ends_t[1:]]
-    out = {'time_s': np.interp(grid, dd, tt) / 1000}
+def split_anchors(lap: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    "A lap's timing lines: their distances (m) and the game's elapsed times there (ms): start, sector lines, finish."
+    d, clock = lap['distance'].to_numpy(np.float64), lap['current_lap_time_ms'].to_numpy(np.float64)
+    sector, sec_ms = lap['sector'].to_numpy(np.int64), lap['last_sector_time_ms'].to_numpy(np.float64)
+    rows = np.flatnonzero(sector[1:] != sector[:-1]) + 1
+    split = np.cumsum(sec_ms[rows])
+    c0, c1 = clock[rows - 1], clock[rows]
+    ok = (sec_ms[rows] > 0).all() and ((split >= c0 - 1) & (split <= c1 + 1)).all()  # the game's split lies there
+    if not ok: rows, split, c0, c1 = rows[:0], split[:0], c0[:0], c1[:0]
+    frac = np.clip((split - c0) / np.where(c1 > c0, c1 - c0, 1), 0, 1)
+    at = d[rows - 1] + frac * (d[rows] - d[rows - 1])
+    length, lap_ms = lap.attrs.get('length_m', np.nan), lap.attrs.get('lap_time_ms', np.nan)
+    end = [(length, lap_ms)] if np.isfinite(length) and np.isfinite(lap_ms) else []
+    return np.r_[0.0, at, [e[0] for e in end]], np.r_[0.0, split, [e[1] for e in end]]
+
+# %% ../nbs/13_laps.ipynb #e5f41bfb
+def _warp(d: np.ndarray, own: np.ndarray, common: np.ndarray) -> np.ndarray:
+    "Distances `d` of a lap whose lines are at `own` (m), stretched piecewise so its lines fall at `common` (m)."
+    scale = np.diff(common) / np.diff(own)
+    k = np.clip(np.searchsorted(own, d, side='right') - 1, 0, len(own) - 2)  # the stretch each distance is in
+    return common[k] + (d - own[k]) * scale[k]
+
+def on_grid(lap: pd.DataFrame, grid: np.ndarray, anchors: np.ndarray) -> pd.DataFrame:
+    "One lap's channels and elapsed time at `grid` (m), its timing lines stretched onto `anchors` (m)."
+    own_d, own_t = split_anchors(lap)
+    common = anchors if len(own_d) == len(anchors) else anchors[[0, -1]]
+    if len(common) != len(own_d): own_d, own_t = own_d[[0, -1]], own_t[[0, -1]]
+    d = _warp(lap['distance'].to_numpy(np.float64), own_d, common)
+    dd = np.r_[common, d]
+    tt = np.r_[own_t, lap['current_lap_time_ms'].to_numpy(np.float64)]
+    order = np.argsort(dd, kind='stable')
+    out = {'time_s': np.interp(grid, dd[order], tt[order]) / 1000}
     for ch in CHANNELS:
         v = lap[ch].to_numpy(np.float64)
         out[ch] = v[np.clip(np.searchsorted(d, grid, side='right') - 1, 0, len(d) - 1)] if ch == 'gear' else np.interp(grid, d, v)
     return pd.DataFrame(out, index=pd.Index(grid, name='distance'))
+
+def common_anchors(laps: list[pd.DataFrame]) -> np.ndarray:
+    "The timing lines of a set of laps on one grid: the median distance of each line over the laps that have them all."
+    own = [split_anchors(l)[0] for l in laps]
+    n = max(len(a) for a in own)
+    return np.median(np.vstack([a for a in own if len(a) == n]), axis=0)
 
 def distance_grid(df: pd.DataFrame, step: float = 5.0, laps=None) -> pd.DataFrame:
     "Every complete lap (or `laps`) on one distance grid of `step` metres: a long frame indexed by (lap, distance)."
@@ -245,11 +272,12 @@ def distance_grid(df: pd.DataFrame, step: float = 5.0, laps=None) -> pd.DataFram
     full = b[~b['partial'] & b['lap_time_ms'].notna()]
     if laps is None: laps = full['lap'].tolist()
     if not len(laps): raise LapError('no complete timed lap to put on a distance grid')
-    length = float(full['length_m'].median())
-    grid = np.arange(0.0, length, step)
-    # one iteration per lap, vectorised within the lap
-    frames = {n: on_grid(lap_samples(df, n, b), grid, length) for n in laps}
-    return pd.concat(frames, names=['lap'])
+    samples = {n: lap_samples(df, n, b) for n in laps}  # one iteration per lap, vectorised within the lap
+    anchors = common_anchors(list(samples.values()))
+    grid = np.arange(0.0, anchors[-1], step)
+    g = pd.concat({n: on_grid(x, grid, anchors) for n, x in samples.items()}, names=['lap'])
+    g.attrs = {**df.attrs, 'anchors_m': anchors}
+    return g
 
 # %% ../nbs/13_laps.ipynb #b2a448fc
 def _lap_arg(x, name: str) -> pd.DataFrame:
@@ -257,19 +285,29 @@ def _lap_arg(x, name: str) -> pd.DataFrame:
     if isinstance(x, pd.DataFrame) and 'lap' in x.attrs: return x
     raise LapError(f'{name}: expected (session, lap_number) or a frame from lap_samples, got {type(x).__name__}')
 
+def _same_track(ref: pd.DataFrame, cmp: pd.DataFrame) -> None:
+    "LapError if the two laps' sessions say they are of different tracks or cars."
+    a, b = ref.attrs.get('f1twin', {}), cmp.attrs.get('f1twin', {})
+    for key in ('track', 'track_config', 'car'):
+        if a.get(key) and b.get(key) and a[key] != b[key]:
+            raise LapError(f"the laps are of different {key.replace('_', ' ')}s ({a[key]!r} and {b[key]!r}); "
+                           'compare laps of the same track and car')
+
 def compare_laps(reference, other, step: float = 2.0) -> pd.DataFrame:
     "Two laps on one distance grid: `{channel}_ref`, `{channel}_cmp`, elapsed times and `delta_s` (positive = other slower)."
     ref, cmp = _lap_arg(reference, 'reference'), _lap_arg(other, 'other')
     for x, name in ((ref, 'reference'), (cmp, 'other')):
         if x.attrs['partial'] or not np.isfinite(x.attrs['lap_time_ms']):
             raise LapError(f"{name}: lap {x.attrs['lap']} is not a complete timed lap; compare complete laps")
-    length = ref.attrs['length_m']
-    grid = np.r_[np.arange(0.0, length, step), length]
-    a, b = on_grid(ref, grid, length), on_grid(cmp, grid, length)
+    _same_track(ref, cmp)
+    anchors = split_anchors(ref)[0]
+    grid = np.union1d(np.arange(0.0, anchors[-1], step), anchors)  # the timing lines are on the grid
+    a, b = on_grid(ref, grid, anchors), on_grid(cmp, grid, anchors)
     out = pd.concat([a.add_suffix('_ref'), b.add_suffix('_cmp')], axis=1)
     out['delta_s'] = out['time_s_cmp'] - out['time_s_ref']
     out.attrs = {'ref_label': _label(ref), 'cmp_label': _label(cmp), 'ref_time_ms': ref.attrs['lap_time_ms'],
-                 'cmp_time_ms': cmp.attrs['lap_time_ms'], 'length_m': length}
+                 'cmp_time_ms': cmp.attrs['lap_time_ms'], 'length_m': float(anchors[-1]),
+                 'lines_m': anchors.tolist()}
     return out.rename(columns={'time_s_ref': 'time_ref_s', 'time_s_cmp': 'time_cmp_s'})
 
 def _label(lap: pd.DataFrame) -> str:
