@@ -162,3 +162,19 @@ def test_the_collector_with_a_wrong_password_keeps_recording_and_says_why_once(s
     assert len(summary.files) == 1 and not summary.kafka.connected and "the login of 'alice'" in summary.kafka.error
     errors = [r.getMessage() for r in caplog.records if r.name == "f1twin.kafka" and r.levelno == logging.ERROR]
     assert len(errors) == 1 and "check the settings" in errors[0] and "not-alice-secret" not in errors[0], errors
+
+
+def test_a_report_read_back_through_a_secured_listener_keeps_the_password_out_of_its_files(secured, tmp_path):
+    """`f1twin report --kafka ...` hands the settings to the report's kernel by where the password is (the variable),
+    never the password: the executed notebook is kept beside the report."""
+    car = f"sec-{uuid.uuid4().hex[:8]}"
+    opts = cli_options(secured, "SASL_SSL", "SCRAM-SHA-256")
+    password = secured["users"]["alice"]
+    assert f1twin("replay", SESSION2, *opts, "--speed", "1000", "--car", car, password=password).returncode == 0
+    r = f1twin("report", *opts, "--session-id", "2025-09-13_16-18-26", "--car", car, "--out", tmp_path, password=password,
+               timeout=300)
+    assert r.returncode == 0, r.stderr
+    [page] = tmp_path.glob("*.html")
+    [notebook] = tmp_path.glob("*.ipynb")
+    assert "1:22.160" in page.read_text() and "1:21.790" in page.read_text()
+    assert PW_VAR in notebook.read_text() and password not in notebook.read_text() + page.read_text()
