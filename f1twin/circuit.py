@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_circuit.ipynb #051b9eee
 from __future__ import annotations
-import math
+import html, math
 from dataclasses import dataclass, asdict
 import numpy as np
 import pandas as pd
@@ -14,10 +14,11 @@ from .schema import F1twinError
 from .laps import split_laps, format_lap_time
 
 # %% auto #0
-__all__ = ['PEDALS_SCALE', 'STEERING_SCALE', 'GEAR_COLOURS', 'MAP_CHANNELS', 'REF_COLOUR', 'CMP_COLOUR', 'BEST_COLOUR',
-           'PLAIN_COLOUR', 'CircuitError', 'Orientation', 'fit_orientation', 'track_marks', 'decimate', 'MapChannel',
-           'gear_label', 'channel_values', 'circuit_map', 'orientation_of', 'add_car_marker', 'rpm_distribution',
-           'speed_histogram', 'lap_comparison_figure', 'sector_comparison_chart', 'lap_time_evolution']
+__all__ = ['SVG_MAX_POINTS', 'MIN_SPACING_M', 'PEDALS_SCALE', 'STEERING_SCALE', 'GEAR_COLOURS', 'MAP_CHANNELS', 'HOLD_GEAR_S',
+           'REF_COLOUR', 'CMP_COLOUR', 'BEST_COLOUR', 'PLAIN_COLOUR', 'CircuitError', 'Orientation', 'fit_orientation',
+           'track_marks', 'scatter_type', 'thin_rows', 'decimate', 'MapChannel', 'gear_label', 'channel_values',
+           'held_gear', 'circuit_map', 'orientation_of', 'add_car_marker', 'rpm_distribution', 'speed_histogram',
+           'lap_comparison_figure', 'sector_comparison_chart', 'lap_time_evolution']
 
 # %% ../nbs/15_circuit.ipynb #ae29908c
 class CircuitError(F1twinError, ValueError):
@@ -124,6 +125,13 @@ def track_marks(df: pd.DataFrame) -> pd.DataFrame:
     return out.loc[order]
 
 # %% ../nbs/15_circuit.ipynb #ae6149df
+SVG_MAX_POINTS = 10_000  # points per trace up to which a figure is SVG; WebGL beyond
+MIN_SPACING_M = 1.0      # a thinned map keeps at most one sample per metre driven
+
+def scatter_type(n_points: int) -> type:
+    "`go.Scatter` (SVG) for a trace of up to `SVG_MAX_POINTS` points, `go.Scattergl` (WebGL) for more."
+    return go.Scatter if n_points <= SVG_MAX_POINTS else go.Scattergl
+
 def _boundary_rows(df: pd.DataFrame) -> np.ndarray:
     "Positions of the samples on both sides of each sector change and lap change."
     rows = [np.array([0, len(df) - 1])]
@@ -134,17 +142,32 @@ def _boundary_rows(df: pd.DataFrame) -> np.ndarray:
             rows += [i - 1, i]
     return np.unique(np.concatenate(rows))
 
-def decimate(df: pd.DataFrame, max_points: int = 200_000) -> pd.DataFrame:
-    "At most `max_points` samples: every N-th one, plus both sides of every sector boundary and lap start."
+def _path_m(df: pd.DataFrame) -> np.ndarray | None:
+    "Metres driven since the first sample, along the car's positions; None without positions."
+    if 'car_x' not in df.columns or 'car_z' not in df.columns: return None
+    step = np.hypot(np.diff(df['car_x'].to_numpy(np.float64)), np.diff(df['car_z'].to_numpy(np.float64)))
+    return np.r_[0.0, np.cumsum(np.where(np.isfinite(step), step, 0.0))]
+
+def thin_rows(df: pd.DataFrame, max_points: int = SVG_MAX_POINTS, min_spacing_m: float = MIN_SPACING_M) -> np.ndarray:
+    "Positions of the samples `decimate` keeps (all of them when there are at most `max_points`)."
     n = len(df)
-    if n <= max_points: return df
+    if n <= max_points: return np.arange(n)
     keep = _boundary_rows(df)
     room = max_points - len(keep)
-    if room < 1:
+    if room < 2:
         raise CircuitError(f'max_points={max_points} is fewer than the {len(keep)} samples at sector and lap '
                            'boundaries that a map must keep; allow more points')
-    step = math.ceil(n / room)
-    return df.iloc[np.union1d(np.arange(0, n, step), keep)]
+    path = _path_m(df)
+    if path is None or not path[-1] > 0:  # no positions: every N-th sample
+        picked = np.arange(0, n, math.ceil(n / room))
+    else:  # the first sample of each stretch of `spacing` metres: at most room
+        bins = np.floor(path / max(path[-1] / (room - 1), min_spacing_m))
+        picked = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
+    return np.union1d(picked, keep)
+
+def decimate(df: pd.DataFrame, max_points: int = SVG_MAX_POINTS, min_spacing_m: float = MIN_SPACING_M) -> pd.DataFrame:
+    "At most `max_points` samples, evenly spaced along the driven path, plus both sides of every sector and lap boundary."
+    return df if len(df) <= max_points else df.iloc[thin_rows(df, max_points, min_spacing_m)]
 
 # %% ../nbs/15_circuit.ipynb #fd30005c
 PEDALS_SCALE = [[0.0, '#b2182b'], [0.5, '#f2c94c'], [1.0, '#1a9850']]  # brake red, coasting yellow, throttle green
@@ -162,14 +185,14 @@ class MapChannel:
     fmt: str = '.1f'             # number format in the hover text
 
 MAP_CHANNELS: dict[str, MapChannel] = {
-    'speed_kmh': MapChannel('speed (km/h)', 'Turbo', fmt='.0f'),
-    'throttle_brake': MapChannel('throttle − brake', PEDALS_SCALE, (-1.0, 1.0), fmt='.2f'),
-    'throttle': MapChannel('throttle', 'Greens', (0.0, 1.0), fmt='.2f'),
-    'brake': MapChannel('brake', 'Reds', (0.0, 1.0), fmt='.2f'),
-    'steering': MapChannel('steering (rad, + right)', STEERING_SCALE, symmetric=True, fmt='.3f'),
-    'gear': MapChannel('gear', None, fmt='d'),
+    'speed_kmh': MapChannel('Speed (km/h)', 'Turbo', fmt='.0f'),
+    'throttle_brake': MapChannel('Throttle − brake', PEDALS_SCALE, (-1.0, 1.0), fmt='.2f'),
+    'throttle': MapChannel('Throttle', 'Greens', (0.0, 1.0), fmt='.2f'),
+    'brake': MapChannel('Brake', 'Reds', (0.0, 1.0), fmt='.2f'),
+    'steering': MapChannel('Steering (rad, + right)', STEERING_SCALE, symmetric=True, fmt='.3f'),
+    'gear': MapChannel('Gear', None, fmt='d'),
     'rpm': MapChannel('RPM', 'Plasma', fmt='.0f'),
-    'surface_grip': MapChannel('surface grip', 'Viridis', fmt='.3f'),
+    'surface_grip': MapChannel('Surface grip', 'Viridis', fmt='.3f'),
 }
 
 def gear_label(g: int) -> str:
@@ -184,12 +207,33 @@ def _map_channel(channel: str) -> MapChannel:
 def channel_values(df: pd.DataFrame, channel: str) -> np.ndarray:
     "The values a channel colours the map with (`throttle_brake` is throttle minus brake)."
     _map_channel(channel)
-    need = ('throttle', 'brake') if channel == 'throttle_brake' else (channel,)
+    need = {'throttle_brake': ('throttle', 'brake'), 'gear': ('gear', 'session_time_s')}.get(channel, (channel,))
     missing = [c for c in need if c not in df.columns]
     if missing: raise CircuitError(f"channel {channel!r} needs column(s) {', '.join(missing)}, which this frame lacks")
     if channel == 'throttle_brake':
         return df['throttle'].to_numpy(np.float32) - df['brake'].to_numpy(np.float32)
+    if channel == 'gear':  # the gear engaged: not the neutral AC reports during each shift
+        return held_gear(df['gear'].to_numpy(np.float32), df['session_time_s'])
     return df[channel].to_numpy(np.float32)
+
+# %% ../nbs/15_circuit.ipynb #e8120b2f
+HOLD_GEAR_S = 0.5  # a neutral this short between two gears is a shift, not the driver's choice
+
+def held_gear(gear, time_s, max_gap_s: float = HOLD_GEAR_S) -> np.ndarray:
+    "The gear engaged: neutral within a shift (gears on both sides, at most `max_gap_s` apart) holds the gear before it."
+    g, t = np.asarray(gear), np.asarray(time_s, np.float64)
+    if g.ndim != 1 or g.shape != t.shape:
+        raise CircuitError(f'held_gear: gear and time_s must be 1-d and of one length; got shapes {g.shape} and {t.shape}')
+    n, i = len(g), np.arange(len(g))
+    engaged = (g != 0) & pd.notna(g)
+    before = np.maximum.accumulate(np.where(engaged, i, -1))            # last sample in gear, at or before
+    after = np.minimum.accumulate(np.where(engaged, i, n)[::-1])[::-1]  # next sample in gear, at or after
+    shift = (g == 0) & (before >= 0) & (after < n)
+    dt = t[np.where(shift, after, 0)] - t[np.where(shift, before, 0)]
+    shift &= (dt >= 0) & (dt <= max_gap_s)
+    out = g.copy()
+    out[shift] = g[before[shift]]
+    return out
 
 # %% ../nbs/15_circuit.ipynb #1ffeac12
 def _colour_marker(values: np.ndarray, channel: str) -> dict:
@@ -237,12 +281,13 @@ def _add_marks(fig: go.Figure, marks: pd.DataFrame, o: Orientation, size: float)
                            showarrow=False, font=dict(size=13), bgcolor='rgba(255,255,255,0.85)')
 
 def _title(df: pd.DataFrame, what: str, lap=None) -> str:
+    "A figure title; text from the session's metadata escaped (plotly reads tags in titles)."
     meta = df.attrs.get('f1twin', {})
-    where = ' '.join(str(meta.get(k) or '') for k in ('track', 'session_id')).strip()
+    where = ' '.join(html.escape(str(meta.get(k) or '')) for k in ('track', 'session_id')).strip()
     return ' · '.join(p for p in (where, what, f'lap {lap}' if lap is not None else 'whole session') if p)
 
 # %% ../nbs/15_circuit.ipynb #9c48b868
-def circuit_map(df: pd.DataFrame, channel: str = 'speed_kmh', lap: int | None = None, *, max_points: int = 200_000,
+def circuit_map(df: pd.DataFrame, channel: str = 'speed_kmh', lap: int | None = None, *, max_points: int = SVG_MAX_POINTS,
                 orientation: Orientation | None = None, car: tuple[float, float] | None = None, marks: bool = True,
                 outline: bool = True, title: str | None = None) -> go.Figure:
     "The circuit drawn from the car's positions, coloured by `channel`, with start/finish and sector marks."
@@ -254,22 +299,23 @@ def circuit_map(df: pd.DataFrame, channel: str = 'speed_kmh', lap: int | None = 
     s = s[np.isfinite(s['car_x'].to_numpy(np.float64)) & np.isfinite(s['car_z'].to_numpy(np.float64))]
     if not len(s): raise CircuitError(f'lap {lap}: no sample with a position')
     o = orientation if orientation is not None else fit_orientation(s['car_x'], s['car_z'])
-    p = decimate(s, max_points)
-    values = channel_values(p, channel)
+    rows = thin_rows(s, max_points)
+    p, values = s.iloc[rows], channel_values(s, channel)[rows]  # values of the whole lap: a shift seen whole
     mx, my = o.apply(p['car_x'], p['car_z'])
+    Trace = scatter_type(len(p))
     fig = go.Figure()
     if outline:
         gx, gy = _gapped(mx, my)
-        fig.add_trace(go.Scattergl(x=gx.astype(np.float32), y=gy.astype(np.float32), mode='lines', name='track',
-                                   line=dict(color='#d9d9d9', width=7), hoverinfo='skip'))
+        fig.add_trace(Trace(x=gx.astype(np.float32), y=gy.astype(np.float32), mode='lines', name='track',
+                            line=dict(color='#d9d9d9', width=7), hoverinfo='skip'))
     hover = f'{spec.label} %{{marker.color:{spec.fmt}}}'
     custom = None
     if 'lap' in p.columns and 'distance' in p.columns:
         custom = np.column_stack([p['lap'].to_numpy(np.float32), p['distance'].to_numpy(np.float32)])
         hover += '<br>lap %{customdata[0]:.0f}, %{customdata[1]:.0f} m from the line'
-    fig.add_trace(go.Scattergl(
-        x=mx.astype(np.float32), y=my.astype(np.float32), mode='markers', name=channel, customdata=custom,
-        marker=dict(color=values, size=5 if len(p) <= 20_000 else 3, **_colour_marker(values, channel)),
+    fig.add_trace(Trace(
+        x=mx.astype(np.float32), y=my.astype(np.float32), mode='markers', name=spec.label, customdata=custom,
+        marker=dict(color=values, size=5 if len(p) <= SVG_MAX_POINTS else 3, **_colour_marker(values, channel)),
         hovertemplate=hover + '<extra></extra>'))
     span = max(float(np.ptp(mx)), float(np.ptp(my)), 1.0)
     if mk is not None and len(mk): _add_marks(fig, mk, o, 0.025 * span)
@@ -282,6 +328,7 @@ def circuit_map(df: pd.DataFrame, channel: str = 'speed_kmh', lap: int | None = 
     if car is not None: add_car_marker(fig, *car)
     return fig
 
+# %% ../nbs/15_circuit.ipynb #1772a674
 def orientation_of(fig: go.Figure) -> Orientation:
     "The orientation a `circuit_map` figure was drawn with."
     meta = fig.layout.meta
@@ -298,8 +345,8 @@ def add_car_marker(fig: go.Figure, x: float, z: float, orientation: Orientation 
         if tr.name == name:
             tr.x, tr.y = [mx], [my]
             return fig
-    fig.add_trace(go.Scattergl(x=[mx], y=[my], mode='markers', name=name, hovertemplate=f'{name}<extra></extra>',
-                               marker=dict(size=16, color='white', line=dict(color='black', width=3))))
+    fig.add_trace(go.Scatter(x=[mx], y=[my], mode='markers', name=name, hovertemplate=f'{html.escape(name)}<extra></extra>',
+                             marker=dict(size=16, color='white', line=dict(color='black', width=3))))
     return fig
 
 # %% ../nbs/15_circuit.ipynb #3df19454
@@ -327,7 +374,7 @@ def rpm_distribution(df: pd.DataFrame, lap: int | None = None) -> go.Figure:
                              boxpoints=False))
         fig.add_annotation(x=label, y=r[1.0], text=f'{share[g]:.0f} %', showarrow=False, yshift=12)
     fig.update_layout(title=_title(df, 'RPM per gear', lap), template='plotly_white', showlegend=False,
-                      xaxis_title='gear', yaxis_title='RPM', height=420)
+                      xaxis_title='Gear', yaxis_title='RPM', height=420)
     return fig
 
 # %% ../nbs/15_circuit.ipynb #68fea024
@@ -349,46 +396,55 @@ def speed_histogram(df: pd.DataFrame, bin_kmh: float = 10.0, lap: int | None = N
         hovertemplate='%{customdata[0]:.0f}–%{customdata[1]:.0f} km/h: %{y:.1f} % of the time<extra></extra>'))
     fig.add_vline(x=float(v.max()), line=dict(color='#333333', dash='dot'),
                   annotation_text=f'top speed {v.max():.1f} km/h', annotation_position='top left')
-    fig.update_layout(title=_title(df, 'time at speed', lap), template='plotly_white', bargap=0,
-                      xaxis_title='speed (km/h)', yaxis=dict(title='% of the time', range=[0, pct.max() * 1.15]),
+    fig.update_layout(title=_title(df, 'Time at speed', lap), template='plotly_white', bargap=0,
+                      xaxis_title='Speed (km/h)', yaxis=dict(title='Share of the time (%)', range=[0, pct.max() * 1.15]),
                       height=400)
     return fig
 
 # %% ../nbs/15_circuit.ipynb #8b2b20e9
-_COMPARE_ROWS = (('speed_kmh', 'speed (km/h)', 1.0), ('throttle', 'throttle %', 100.0), ('brake', 'brake %', 100.0),
-                 ('gear', 'gear', 1.0))
+_COMPARE_ROWS = (('speed_kmh', 'Speed (km/h)', 1.0), ('throttle', 'Throttle (%)', 100.0), ('brake', 'Brake (%)', 100.0),
+                 ('gear', 'Gear', 1.0))
 REF_COLOUR, CMP_COLOUR = '#1f77b4', '#ff7f0e'
 
-def lap_comparison_figure(cmp: pd.DataFrame) -> go.Figure:
-    "Speed, throttle, brake, gear of two laps and the gap between them, stacked on one distance axis."
-    need = [f'{ch}_{w}' for ch, _, _ in _COMPARE_ROWS for w in ('ref', 'cmp')] + ['delta_s']
-    missing = [c for c in need if c not in cmp.columns]
-    if missing:
-        raise CircuitError(f"lap_comparison_figure needs a frame from compare_laps; missing column(s) {', '.join(missing)}")
-    a = cmp.attrs
+def _comparison_labels(a: dict) -> tuple[str, str, str]:
+    "Names of the two laps (escaped: they carry session ids), and their session when both come from one."
     ref, other = a.get('ref_label', 'reference'), a.get('cmp_label', 'compared')
     same = ''
     if ref.rsplit(' ', 1)[-1] == other.rsplit(' ', 1)[-1] and ' (' in ref and ')' not in ref.rsplit(' ', 1)[-1]:
         same = ref.rsplit(' ', 1)[-1]  # both laps from one session: name it once, in the title
         ref, other = ref.rsplit(' ', 1)[0], other.rsplit(' ', 1)[0]
+    return html.escape(ref), html.escape(other), html.escape(same)
+
+def _row_values(cmp: pd.DataFrame, ch: str, w: str, k: float) -> np.ndarray:
+    y = cmp[f'{ch}_{w}'].to_numpy(np.float64) * k
+    return (held_gear(y, cmp[f'time_{w}_s']) if ch == 'gear' else y).astype(np.float32)
+
+def lap_comparison_figure(cmp: pd.DataFrame) -> go.Figure:
+    "Speed, throttle, brake, gear of two laps and the gap between them, stacked on one distance axis."
+    need = [f'{ch}_{w}' for ch, _, _ in _COMPARE_ROWS for w in ('ref', 'cmp')] + ['time_ref_s', 'time_cmp_s', 'delta_s']
+    missing = [c for c in need if c not in cmp.columns]
+    if missing:
+        raise CircuitError(f"lap_comparison_figure needs a frame from compare_laps; missing column(s) {', '.join(missing)}")
+    ref, other, same = _comparison_labels(cmp.attrs)
     d = cmp.index.to_numpy(np.float32)  # float32: half the size of the figure, metres and ms to spare
-    Trace = go.Scattergl if len(cmp) > 20_000 else go.Scatter
+    Trace = scatter_type(len(cmp))
     fig = make_subplots(rows=5, cols=1, shared_xaxes=True, vertical_spacing=0.025,
                         row_heights=[0.28, 0.15, 0.15, 0.14, 0.28])
     for row, (ch, label, k) in enumerate(_COMPARE_ROWS, start=1):
         for w, name, colour in (('ref', ref, REF_COLOUR), ('cmp', other, CMP_COLOUR)):
-            fig.add_trace(Trace(x=d, y=(cmp[f'{ch}_{w}'].to_numpy(np.float64) * k).astype(np.float32), name=name, legendgroup=w,
-                                showlegend=row == 1, line=dict(color=colour, width=1.5, shape='hv' if ch == 'gear' else 'linear'),
+            fig.add_trace(Trace(x=d, y=_row_values(cmp, ch, w, k), name=name, legendgroup=w, showlegend=row == 1,
+                                line=dict(color=colour, width=1.5, shape='hv' if ch == 'gear' else 'linear'),
                                 hovertemplate=f'{label} %{{y:.0f}}<extra>{name}</extra>'), row=row, col=1)
         fig.update_yaxes(title_text=label, row=row, col=1)
     delta = cmp['delta_s'].to_numpy(np.float64)
     fig.add_trace(Trace(x=d, y=delta.astype(np.float32), name='gap', showlegend=False, fill='tozeroy', line=dict(color='#7f3b8f', width=1.5),
                         hovertemplate='gap %{y:+.3f} s<extra></extra>'), row=5, col=1)
     fig.add_hline(y=0, line=dict(color='#888888', width=1), row=5, col=1)
-    fig.update_yaxes(title_text='gap (s)', row=5, col=1)
+    fig.update_yaxes(title_text='Gap (s)', row=5, col=1)
     fig.update_yaxes(range=[-5, 105], row=2, col=1)
     fig.update_yaxes(range=[-5, 105], row=3, col=1)
-    fig.update_xaxes(title_text='distance from the line (m)', row=5, col=1)
+    fig.update_yaxes(nticks=5, row=4, col=1)
+    fig.update_xaxes(title_text='Distance from the line (m)', row=5, col=1)
     end = delta[np.isfinite(delta)][-1] if np.isfinite(delta).any() else np.nan
     who = other.split(' (')[0]
     fig.update_layout(title=f'{other} against {ref}: {end:+.3f} s at the line<br><sup>gap: + where {who} is behind'
@@ -425,7 +481,7 @@ def sector_comparison_chart(sectors: pd.DataFrame) -> go.Figure:
         lo, hi = np.nanmin(y), np.nanmax(y)
         pad = max(0.3 * (hi - lo), 0.15)
         fig.update_yaxes(range=[lo - 2 * pad, hi + pad], row=1, col=j)
-    fig.update_yaxes(title_text='sector time (s)', row=1, col=1)
+    fig.update_yaxes(title_text='Sector time (s)', row=1, col=1)
     tb = float(sectors[cols].min().sum())
     best_lap = sectors['lap_time_ms'].min() if 'lap_time_ms' in sectors.columns else np.nan
     extra = f' (best lap {format_lap_time(best_lap)})' if np.isfinite(best_lap) else ''
@@ -471,6 +527,6 @@ def lap_time_evolution(laps: pd.DataFrame, exclude: bool = False) -> go.Figure:
     lo, hi = (shown.min(), shown.max()) if len(shown) else (0.0, 1.0)
     pad = max(hi - lo, 0.5)
     fig.update_layout(title='Lap times over the session', template='plotly_white', height=420,
-                      xaxis=dict(title='lap', dtick=1), yaxis=dict(title='lap time (s)', range=[lo - 0.2 * pad, hi + 0.35 * pad]),
+                      xaxis=dict(title='Lap', dtick=1), yaxis=dict(title='Lap time (s)', range=[lo - 0.2 * pad, hi + 0.35 * pad]),
                       legend=dict(orientation='h', yanchor='bottom', y=1.01, x=0))
     return fig

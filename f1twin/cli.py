@@ -13,8 +13,9 @@ from .io import load_session, save_session, export_csv, session_meta
 from .laps import lap_table, format_lap_time, prepare_session, split_runs, sector_table, theoretical_best_ms, consistency
 
 # %% auto #0
-__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'add_kafka_arguments', 'kafka_from_args',
-           'cmd_fake_ac', 'cmd_collect', 'cmd_replay', 'cmd_report', 'build_parser', 'main']
+__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners', 'cmd_library',
+           'add_kafka_arguments', 'kafka_from_args', 'cmd_fake_ac', 'cmd_collect', 'cmd_replay', 'cmd_report',
+           'build_parser', 'main']
 
 # %% ../nbs/24_cli.ipynb #ddfc6ab0
 def format_lap_table(t: pd.DataFrame) -> str:
@@ -101,6 +102,97 @@ def _convert_parser(sub):
     sp.add_argument('session', help='session file to read')
     sp.add_argument('out', help='file to write (.csv or .parquet)')
     sp.set_defaults(func=cmd_convert)
+
+# %% ../nbs/24_cli.ipynb #2b24bffb
+def _ref_arg(text: str):
+    "`SESSION:LAP` as (session frame, lap number)."
+    path, _, lap = text.rpartition(':')
+    if not path or not lap.isdigit(): raise F1twinError(f'--ref {text!r}: expected SESSION_FILE:LAP, e.g. yesterday.csv:7')
+    return (_load(path), int(lap))
+
+def cmd_corners(args) -> int:
+    "Print the corner table of a session against a reference lap (CSV with --csv)."
+    from f1twin.corners import corner_table, corner_summary
+    df = max(split_runs(_load(args.session)), key=len)
+    if args.ref and args.ref_lap is not None: raise F1twinError('give --ref-lap or --ref, not both')
+    ref = _ref_arg(args.ref) if args.ref else args.ref_lap
+    t = corner_table(df, ref=ref, laps=[args.lap] if args.lap is not None else None)
+    if args.csv:
+        print(t.to_csv(index=False), end='')
+        return 0
+    print(f"{Path(args.session).name}: {t['corner'].nunique()} corners, reference lap {t.attrs['ref_lap']} "
+          f"({format_lap_time(t.attrs['ref_time_ms'])}); time lost > 0: slower than the reference")
+    for lap, rows in t.groupby('lap'):
+        print(f'\nlap {lap}')
+        print(rows.drop(columns=['lap']).to_string(index=False, na_rep='-'))
+    if t['lap'].nunique() > 1: print('\nper corner\n' + corner_summary(t).to_string(na_rep='-'))
+    return 0
+
+def _corners_parser(sub):
+    sp = sub.add_parser('corners', help='where the time goes: corner by corner against a reference lap',
+                        description='Per lap and corner: braking point, turn-in, apex and minimum speed, gear, exit '
+                        'speed and time lost against a reference lap (default: the best lap of the session).')
+    sp.add_argument('session', help='session file')
+    sp.add_argument('--lap', type=int, help='only this lap (default: every complete timed lap)')
+    sp.add_argument('--ref-lap', type=int, help='reference lap of this session (default: the best lap)')
+    sp.add_argument('--ref', metavar='SESSION:LAP', help='reference lap of another session of the same track and car')
+    sp.add_argument('--csv', action='store_true', help='CSV output: one row per lap and corner')
+    sp.set_defaults(func=cmd_corners)
+
+# %% ../nbs/24_cli.ipynb #4383991d
+def _print_library(lib, args) -> None:
+    b = lib.bests()
+    if args.csv:
+        print(lib.sql('SELECT * FROM sessions ORDER BY track, car, start_time').to_csv(index=False), end='')
+        return
+    for r in b.itertuples():
+        print(f"{r.track or 'unknown track'} / {r.car or 'unknown car'}: best {format_lap_time(r.best_lap_ms)} "
+              f"(lap {r.best_lap} of {Path(r.best_source).name}, {str(r.best_date)[:10]}), theoretical best "
+              f"{format_lap_time(r.theoretical_best_ms)}, {r.laps} valid laps in {r.sessions} session(s)")
+    s = lib.sql('SELECT start_time, source, run, track, timed_laps, best_lap_ms, theoretical_best_ms FROM sessions '
+                'WHERE NOT starts_with(source, \'kafka:\') ORDER BY track, start_time')
+    s['source'] = s['source'].map(lambda x: Path(x).name)
+    for c in ('best_lap_ms', 'theoretical_best_ms'): s[c] = s[c].map(format_lap_time)
+    print(s.rename(columns={'best_lap_ms': 'best', 'theoretical_best_ms': 'theoretical'}).to_string(index=False))
+
+def _follow(lib, args) -> None:
+    from f1twin.library import follow_lap_events
+    if not args.track: raise F1twinError('--kafka needs --track: lap events do not say which track they are of')
+    show = lambda l: print(l.leaderboard(args.track).assign(best=lambda x: x['best_lap_ms'].map(format_lap_time))
+                           [['car_id', 'best', 'laps', 'session_id']].to_string(index=False), flush=True)
+    print(f'f1twin library: following ac-lap-events on {args.kafka} for {args.track}; Ctrl+C to stop', file=sys.stderr)
+    n = follow_lap_events(lib, args.kafka, args.track, args.car or '', stop=_stop_on_signals(), on_laps=show)
+    print(f'{n} lap(s) added from Kafka')
+
+# %% ../nbs/24_cli.ipynb #a1511ebe
+def cmd_library(args) -> int:
+    "Index every session under a folder and print the bests per track and car (or follow lap events from Kafka)."
+    from f1twin.library import LapLibrary, progress_chart
+    with LapLibrary(args.folder) as lib:
+        res = lib.update(progress=not args.csv)
+        print(f'f1twin library: {res}', file=sys.stderr)
+        for f, why in res.unreadable.items(): print(f'f1twin: warning: skipped {why}', file=sys.stderr)
+        if args.kafka: _follow(lib, args); return 0
+        _print_library(lib, args)
+        if args.chart:
+            if not args.track: raise F1twinError('--chart needs --track (the progress of one track)')
+            fig = progress_chart(lib.progress(args.track, args.car), f'{args.track}: best lap per session')
+            fig.write_html(args.chart, include_plotlyjs=True)
+            print(f'chart: {args.chart}', file=sys.stderr)
+    return 0
+
+def _library_parser(sub):
+    sp = sub.add_parser('library', help='index every session in a folder: bests per track and car, progress',
+                        description='Index every session file under FOLDER (CSV, Parquet, MoTeC .ld) in a DuckDB file '
+                        'in the folder; a second run reads only new or changed files. Prints the all-time best and '
+                        'theoretical best per track and car, and the sessions.')
+    sp.add_argument('folder', help='folder of session files (searched recursively)')
+    sp.add_argument('--track', help='track for --chart and --kafka (e.g. monza)')
+    sp.add_argument('--car', help='only this car (for --chart)')
+    sp.add_argument('--chart', metavar='OUT.html', help='write the progress chart of --track (best lap per session)')
+    sp.add_argument('--csv', action='store_true', help='print the sessions as CSV')
+    sp.add_argument('--kafka', metavar='HOST:PORT', help='then follow ac-lap-events from every rig (needs --track)')
+    sp.set_defaults(func=cmd_library)
 
 # %% ../nbs/24_cli.ipynb #efbe3e32
 # Every command that takes --kafka takes the same security options, named as kafka-python's settings are; one
@@ -240,7 +332,7 @@ def cmd_report(args) -> int:
     "Make the report of a session, or of every session in a folder."
     from f1twin.report import make_report, report_all
     if args.all:
-        index, results = report_all(args.session, args.out)
+        index, results = report_all(args.session, args.out, template=args.template)
         failed = {f: r for f, r in results.items() if isinstance(r, str)}
         for f, why in failed.items(): print(f'f1twin: error: {why}', file=sys.stderr)
         print(f'{len(results) - len(failed)} report(s), {len(failed)} failed; index: {index}')
@@ -248,9 +340,9 @@ def cmd_report(args) -> int:
     if args.kafka:
         if args.session: raise F1twinError('give a session file or --kafka with --session-id/--since, not both')
         r = make_report(None, args.out or 'reports', ref_lap=args.ref_lap, kafka=kafka_from_args(args).to_dict(), session_id=args.session_id,
-                        car_id=args.car, since=args.since, until=args.until)
+                        car_id=args.car, since=args.since, until=args.until, template=args.template)
     elif not args.session: raise F1twinError('which session? give a session file, or --kafka with --session-id or --since')
-    else: r = make_report(args.session, args.out or 'reports', ref_lap=args.ref_lap)
+    else: r = make_report(args.session, args.out or 'reports', ref_lap=args.ref_lap, template=args.template)
     print(f'report: {r.html} ({r.html_bytes / 1e6:.1f} MB; executed in {r.seconds_execute:.1f} s, HTML in {r.seconds_html:.1f} s)')
     print(f'notebook: {r.notebook}')
     return 0
@@ -268,10 +360,12 @@ def _report_parser(sub):
     sp.add_argument('--until', help='with --kafka: end of the time range')
     sp.add_argument('--ref-lap', type=int, help='reference lap of the comparison (default: the best lap)')
     sp.add_argument('--all', action='store_true', help='report every session file in the folder SESSION')
+    sp.add_argument('--template', metavar='NOTEBOOK', help="your own report notebook, run with the same parameters (it needs "
+                    "a cell tagged 'parameters'; start from a copy of f1twin/templates/report.ipynb)")
     sp.set_defaults(func=cmd_report)
 
 # %% ../nbs/24_cli.ipynb #adcf7fe4
-PARSERS = (_laps_parser, _info_parser, _convert_parser, _fake_ac_parser, _collect_parser, _replay_parser, _report_parser)
+PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _library_parser, _fake_ac_parser, _collect_parser, _replay_parser, _report_parser)
 
 def build_parser() -> argparse.ArgumentParser:
     "The `f1twin` argument parser: one subcommand per job, each added by its `_<command>_parser` function."

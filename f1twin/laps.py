@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import warnings
 from .schema import F1twinError
-from .laprules import lap_starts, session_time_ms, restarts, recording_order, format_lap_time
+from .laprules import lap_starts, session_time_ms, restarts, recording_order, format_lap_time, sector_ends
 
 # %% auto #0
 __all__ = ['CHANNELS', 'LapError', 'prepare_session', 'split_runs', 'lap_bounds', 'split_laps', 'session_meta_length',
@@ -20,11 +20,23 @@ class LapError(F1twinError, ValueError):
     "A session whose laps cannot be analysed (e.g. no completed lap where one is needed)."
 
 # %% ../nbs/13_laps.ipynb #b35a4773
+def _duplicates(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    "Rows equal, in `cols`, to an earlier row: found by a 64-bit hash of each row, then confirmed value by value."
+    h = pd.util.hash_pandas_object(df[cols], index=False).to_numpy()
+    codes, _ = pd.factorize(h)
+    _, first = np.unique(codes, return_index=True)
+    cand = np.flatnonzero(first[codes] != np.arange(len(h)))
+    if not len(cand): return np.zeros(len(df), bool)
+    a, b = df[cols].iloc[cand].reset_index(drop=True), df[cols].iloc[first[codes[cand]]].reset_index(drop=True)
+    same = ((a == b) | (a.isna() & b.isna())).all(axis=1).to_numpy()  # a hash collision is not a duplicate
+    out = np.zeros(len(df), bool)
+    out[cand[same]] = True
+    return out
+
 def prepare_session(df: pd.DataFrame) -> pd.DataFrame:
     "The session without duplicate samples and in recording order; a warning says what was found or fixed."
     if len(df) == 0: raise LapError('empty session: no samples')
-    data_cols = [c for c in df.columns if c not in ('packet_id', 'session_time_s')]
-    dup = df.duplicated(subset=data_cols).to_numpy()
+    dup = _duplicates(df, [c for c in df.columns if c not in ('packet_id', 'session_time_s')])
     out = df[~dup].reset_index(drop=True) if dup.any() else df
     order, notes = recording_order(out)
     if dup.any(): notes.insert(0, f'{int(dup.sum())} duplicate sample(s) dropped')
@@ -137,48 +149,47 @@ def session_meta_length(df: pd.DataFrame) -> float:
 
 # %% ../nbs/13_laps.ipynb #78620aa4
 def _sector_times(df: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    "Sector times (ms) per lap, as the game reported them when each sector ended; columns s1_ms, s2_ms, ..."
-    sector = df['sector'].to_numpy(np.int64)
-    sec_ms = df['last_sector_time_ms'].to_numpy(np.float64)
-    lap_of_row = np.repeat(np.arange(len(b)), (b['last'] - b['first'] + 1).to_numpy())
-    change = np.flatnonzero(sector[1:] != sector[:-1]) + 1  # first row of a new sector
-    inside = change[lap_of_row[change] == lap_of_row[change - 1]]
-    rows = pd.DataFrame({'seg': lap_of_row[inside - 1], 'sector': sector[inside - 1], 'ms': sec_ms[inside]})
-    # the last sector ends at the line: its time is reported on the first row of the next lap
-    ends = b.index[b['counted']].to_numpy()
-    nxt = b['last'].to_numpy()[ends] + 1
-    rows = pd.concat([rows, pd.DataFrame({'seg': ends, 'sector': sector[nxt - 1], 'ms': sec_ms[nxt]})])
-    rows = rows[rows['ms'] > 0]
-    n_sectors = int(sector.max()) + 1
-    table = rows.pivot_table(index='seg', columns='sector', values='ms', aggfunc='last')
-    table = table.reindex(index=b.index, columns=range(n_sectors))
-    table.columns = [f's{k + 1}_ms' for k in table.columns]
-    return table
+    "Sector times (ms) per lap, as the game reported them when each sector ended (`laprules.sector_ends`); s1_ms, ..."
+    first, n = b['first'].to_numpy(), len(b)
+    counted_at = b['last'].to_numpy()[b['counted'].to_numpy()] + 1  # the last sector ends on the next lap's first row
+    ends = sector_ends(df, first[1:], counted_at)
+    seg = np.searchsorted(first, ends['row'].to_numpy() - 1, side='right') - 1  # the lap the sector belongs to
+    n_sectors = int(df['sector'].max()) + 1 if len(df) else 0
+    key = seg * n_sectors + ends['sector'].to_numpy()
+    last = len(key) - 1 - np.unique(key[::-1], return_index=True)[1]  # a sector reported twice: the later time
+    table = np.full((n, n_sectors), np.nan)
+    table[seg[last], ends['sector'].to_numpy()[last]] = ends['time_ms'].to_numpy()[last]
+    return pd.DataFrame(table, columns=[f's{k + 1}_ms' for k in range(n_sectors)])
+
+def _per_lap(values: np.ndarray, first: np.ndarray, how: str) -> np.ndarray:
+    "max / mean / any of `values` over each lap (laps are contiguous rows starting at `first`); NaN ignored."
+    if how == 'any': return np.logical_or.reduceat(values.astype(bool), first)
+    v = values.astype(np.float64)
+    if how == 'max': return np.fmax.reduceat(v, first)
+    ok = ~np.isnan(v)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.add.reduceat(np.where(ok, v, 0.0), first) / np.add.reduceat(ok, first)
 
 def lap_table(df: pd.DataFrame) -> pd.DataFrame:
     "One row per lap: lap and sector times as the game timed them, lap kind and flags, and speed/pedal figures."
     b = lap_bounds(df)
-    sizes = (b['last'] - b['first'] + 1).to_numpy()
-    g = df.assign(_seg=np.repeat(b.index, sizes), _full=df['throttle'] >= 0.98,
-                  _braking=df['brake'] > 0.05).groupby('_seg')
-    pit_lane = df['in_pit_lane'].to_numpy()
-    kind = np.where((~b['counted'] & b['ended']).to_numpy() | pit_lane[b['first']], 'out',
-                    np.where(pit_lane[b['last']] & b['ended'].to_numpy(), 'in', 'flying'))
+    first, sizes = b['first'].to_numpy(), (b['last'] - b['first'] + 1).to_numpy()
+    col = lambda c: df[c].to_numpy()
+    pit_lane = col('in_pit_lane').astype(bool)
+    ended = b['ended'].to_numpy()
+    kind = np.where((~b['counted'].to_numpy() & ended) | pit_lane[first], 'out',
+                    np.where(pit_lane[b['last'].to_numpy()] & ended, 'in', 'flying'))
     t = pd.DataFrame({
-        'lap': b['lap'].to_numpy(),
-        'lap_time_ms': b['lap_time_ms'].to_numpy(),
-        'kind': kind,
-        'partial': b['partial'].to_numpy(),
-        'pit': g['in_pit_lane'].any().to_numpy() | g['in_pit'].any().to_numpy(),
-        'timing': b['timing'].to_numpy(),
-        'samples': sizes,
-        'top_speed_kmh': g['speed_kmh'].max().to_numpy(np.float64).round(1),
-        'avg_speed_kmh': g['speed_kmh'].mean().to_numpy(np.float64).round(1),
-        'max_rpm': g['rpm'].max().to_numpy(),
-        'full_throttle_pct': (g['_full'].mean() * 100).to_numpy(np.float64).round(1),
-        'braking_pct': (g['_braking'].mean() * 100).to_numpy(np.float64).round(1),
+        'lap': b['lap'].to_numpy(), 'lap_time_ms': b['lap_time_ms'].to_numpy(), 'kind': kind,
+        'partial': b['partial'].to_numpy(), 'pit': _per_lap(pit_lane | col('in_pit').astype(bool), first, 'any'),
+        'timing': b['timing'].to_numpy(), 'samples': sizes,
+        'top_speed_kmh': _per_lap(col('speed_kmh'), first, 'max').round(1),
+        'avg_speed_kmh': _per_lap(col('speed_kmh'), first, 'mean').round(1),
+        'max_rpm': np.maximum.reduceat(col('rpm'), first),
+        'full_throttle_pct': (_per_lap(col('throttle') >= 0.98, first, 'mean') * 100).round(1),
+        'braking_pct': (_per_lap(col('brake') > 0.05, first, 'mean') * 100).round(1),
     })
-    t = pd.concat([t, _sector_times(df, b).reset_index(drop=True)], axis=1)
+    t = pd.concat([t, _sector_times(df, b)], axis=1)
     t.insert(2, 'lap_time', [format_lap_time(x) for x in t['lap_time_ms']])
     return t.set_index('lap')
 
@@ -238,7 +249,7 @@ def split_anchors(lap: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     end = [(length, lap_ms)] if np.isfinite(length) and np.isfinite(lap_ms) else []
     return np.r_[0.0, at, [e[0] for e in end]], np.r_[0.0, split, [e[1] for e in end]]
 
-# %% ../nbs/13_laps.ipynb #e5f41bfb
+# %% ../nbs/13_laps.ipynb #0fe988ab
 def _warp(d: np.ndarray, own: np.ndarray, common: np.ndarray) -> np.ndarray:
     "Distances `d` of a lap whose lines are at `own` (m), stretched piecewise so its lines fall at `common` (m)."
     scale = np.diff(common) / np.diff(own)
