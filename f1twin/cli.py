@@ -13,8 +13,9 @@ from .io import load_session, save_session, export_csv, session_meta
 from .laps import lap_table, format_lap_time, prepare_session, split_runs, sector_table, theoretical_best_ms, consistency
 
 # %% auto #0
-__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners', 'cmd_library', 'cmd_fake_ac',
-           'cmd_collect', 'cmd_replay', 'cmd_report', 'build_parser', 'main']
+__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners', 'cmd_library',
+           'add_kafka_arguments', 'kafka_from_args', 'cmd_fake_ac', 'cmd_collect', 'cmd_replay', 'cmd_report',
+           'build_parser', 'main']
 
 # %% ../nbs/24_cli.ipynb #ddfc6ab0
 def format_lap_table(t: pd.DataFrame) -> str:
@@ -193,6 +194,44 @@ def _library_parser(sub):
     sp.add_argument('--kafka', metavar='HOST:PORT', help='then follow ac-lap-events from every rig (needs --track)')
     sp.set_defaults(func=cmd_library)
 
+# %% ../nbs/24_cli.ipynb #efbe3e32
+# Every command that takes --kafka takes the same security options, named as kafka-python's settings are; one
+# function turns them into the KafkaSettings the collector, replay, the panel and the report are given. Passwords
+# are never options of their own (the command line is visible in `ps`): an environment variable or a file.
+def add_kafka_arguments(parser, *, required: bool = False, help: str = 'Kafka bootstrap server') -> None:
+    "Add --kafka and the Kafka security options (protocol, SASL user and mechanism, password source, TLS files)."
+    from f1twin.kafka_conn import PROTOCOLS
+    g = parser.add_argument_group('Kafka', 'where Kafka is and how to log in (the kafka-python settings of the same names)')
+    g.add_argument('--kafka', metavar='HOST:PORT', required=required, help=f'{help} (several: comma-separated)')
+    g.add_argument('--kafka-security-protocol', choices=PROTOCOLS, default='PLAINTEXT', metavar='PROTOCOL',
+                   help=f"security_protocol: {', '.join(PROTOCOLS)} (default: PLAINTEXT)")
+    g.add_argument('--kafka-sasl-mechanism', choices=('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'), metavar='MECHANISM',
+                   help='sasl_mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default: PLAIN)')
+    g.add_argument('--kafka-sasl-username', metavar='USER', help='sasl_plain_username')
+    pw = g.add_mutually_exclusive_group()
+    pw.add_argument('--kafka-password-env', metavar='VAR', help='the environment variable holding the SASL password')
+    pw.add_argument('--kafka-password-file', metavar='FILE', help='a file whose first line is the SASL password')
+    g.add_argument('--kafka-ssl-cafile', metavar='FILE', help="ssl_cafile: PEM of the CA that signed the broker's certificate")
+    g.add_argument('--kafka-ssl-certfile', metavar='FILE', help='ssl_certfile: client certificate (PEM), if the broker asks')
+    g.add_argument('--kafka-ssl-keyfile', metavar='FILE', help="ssl_keyfile: the client certificate's private key")
+    g.add_argument('--kafka-ssl-no-check-hostname', dest='kafka_ssl_check_hostname', action='store_false',
+                   help="accept a broker certificate that does not name the host (ssl_check_hostname off)")
+
+def kafka_from_args(args):
+    "The KafkaSettings the options of `add_kafka_arguments` describe; None without --kafka."
+    from f1twin.kafka_conn import KafkaSettings
+    given = [o for o in ('sasl_mechanism', 'sasl_username', 'password_env', 'password_file', 'ssl_cafile',
+                         'ssl_certfile', 'ssl_keyfile') if getattr(args, f'kafka_{o}', None) is not None]
+    if args.kafka is None:
+        if given: raise F1twinError(f"--kafka-{given[0].replace('_', '-')} needs --kafka")
+        return None
+    if args.kafka_sasl_username and not (args.kafka_password_env or args.kafka_password_file):
+        raise F1twinError('--kafka-sasl-username needs the password: --kafka-password-env VAR or --kafka-password-file FILE')
+    return KafkaSettings(args.kafka, args.kafka_security_protocol, args.kafka_sasl_mechanism, args.kafka_sasl_username,
+                         password_env=args.kafka_password_env, password_file=args.kafka_password_file,
+                         cafile=args.kafka_ssl_cafile, certfile=args.kafka_ssl_certfile, keyfile=args.kafka_ssl_keyfile,
+                         check_hostname=args.kafka_ssl_check_hostname)
+
 # %% ../nbs/24_cli.ipynb #b602ada6
 def _stop_on_signals() -> threading.Event:
     "An event set by SIGINT/SIGTERM, so long-running commands can finish their work instead of dying mid-write."
@@ -258,12 +297,15 @@ def _collect_parser(sub):
 # %% ../nbs/24_cli.ipynb #b1e985f6
 def cmd_replay(args) -> int:
     "Publish a recorded session to the Kafka topics, paced like the live session."
-    from f1twin.stream import KafkaPublisher, replay
+    from f1twin.kafka_publish import KafkaPublisher
+    from f1twin.events import replay
     from f1twin.schema import TOPICS
+    settings = kafka_from_args(args)
     df = _load(args.session)
     stop = _stop_on_signals()
-    pub = KafkaPublisher(args.kafka, ensure=TOPICS.values(), client_id='f1twin-replay')
-    try:
+    pub = KafkaPublisher(settings, ensure=TOPICS.values(), client_id='f1twin-replay')
+    try:  # a wrong password or an untrusted certificate: an error now, not a replay into a buffer
+        if not pub.check(): print(f'f1twin replay: Kafka at {settings} is not reachable; buffering until it is', file=sys.stderr)
         r = replay(df, pub.publish, speed=args.speed, car_id=args.car, live_hz=args.live_hz, stop=stop, progress=True)
     finally:  # a broker that never answered gets a short last chance, one that did the time to take the rest
         stats = pub.close(timeout=30 if pub.connected else 5)
@@ -271,7 +313,7 @@ def cmd_replay(args) -> int:
     print(f"replayed {sum(r.messages.values())} messages ({', '.join(f'{k} {v}' for k, v in r.messages.items())}), "
           f"{len(r.laps)} laps in {r.seconds:.1f} s{' (stopped)' if r.stopped else ''}; Kafka: {stats}")
     if lost:
-        print(f'f1twin: error: {lost} message(s) not delivered to {args.kafka}', file=sys.stderr)
+        print(f'f1twin: error: {lost} message(s) not delivered to {settings}', file=sys.stderr)
         return 1
     return 0
 def _replay_parser(sub):
@@ -279,7 +321,7 @@ def _replay_parser(sub):
                         description='Publish a recorded session to the Kafka topics (live telemetry, lap events, sector '
                         'times, session stats) as the collector would, in real time or SPEED times faster.')
     sp.add_argument('session', help='session file to replay')
-    sp.add_argument('--kafka', metavar='HOST:PORT', required=True, help='Kafka bootstrap server')
+    add_kafka_arguments(sp, required=True)
     sp.add_argument('--speed', type=float, default=1.0, help='times real time (default: 1)')
     sp.add_argument('--car', help="car/rig name in the message keys (default: the session's)")
     sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: every sample)')
@@ -299,8 +341,8 @@ def cmd_report(args) -> int:
                 template=args.template)
     if args.kafka:
         if args.session: raise F1twinError('give a session file or --kafka with --session-id/--since, not both')
-        r = make_report(None, args.out or 'reports', kafka=args.kafka, session_id=args.session_id, car_id=args.car,
-                        since=args.since, until=args.until, **opts)
+        r = make_report(None, args.out or 'reports', kafka=kafka_from_args(args).to_dict(), session_id=args.session_id,
+                        car_id=args.car, since=args.since, until=args.until, **opts)
     elif not args.session: raise F1twinError('which session? give a session file, or --kafka with --session-id or --since')
     else: r = make_report(args.session, args.out or 'reports', **opts)
     print(f'report: {r.html} ({r.html_bytes / 1e6:.1f} MB; executed in {r.seconds_execute:.1f} s, HTML in {r.seconds_html:.1f} s)')
@@ -313,7 +355,7 @@ def _report_parser(sub):
                         'is a folder: every session in it, and an index.html linking the reports.')
     sp.add_argument('session', nargs='?', help='session file (or, with --all, a folder of session files)')
     sp.add_argument('--out', help='output folder (default: reports, or FOLDER/reports with --all)')
-    sp.add_argument('--kafka', metavar='HOST:PORT', help='read the session back from the Kafka topics instead of a file')
+    add_kafka_arguments(sp, help='read the session back from the Kafka topics instead of a file: bootstrap server')
     sp.add_argument('--session-id', help='with --kafka: the session to report')
     sp.add_argument('--car', help='with --kafka: the car/rig')
     sp.add_argument('--since', help='with --kafka: start of a time range (ISO 8601 with time zone), instead of --session-id')
