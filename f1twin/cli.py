@@ -85,7 +85,7 @@ def cmd_convert(args) -> int:
     out = Path(args.out)
     kind = out.suffix.lower()
     if kind not in ('.csv', '.parquet', '.pq', '.ld'):
-        raise F1twinError(f'{out}: unknown output format; expected a .csv, .parquet or .ld file name')
+        raise F1twinError(f'{out}: unknown output format; expected a .csv or .parquet file name, or .ld for a MoTeC i2 log')
     if kind == '.ld' or args.i2: return _convert_motec(args, out)
     if args.rate: raise F1twinError('--rate applies to MoTeC output only (.ld, or .csv with --i2)')
     df = load_session(args.session)
