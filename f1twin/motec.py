@@ -640,13 +640,13 @@ def _numbers(path: Path, table: pd.DataFrame, name: str) -> np.ndarray:
     return num.to_numpy(np.float64)
 
 def _i2_time(path: Path, table: pd.DataFrame, units: dict) -> np.ndarray:
-    "The Time column in seconds; it must go forward."
+    "The Time column in seconds; it must not go back."
     t = _numbers(path, table, 'Time') * TIME.factor(units['Time'], str(path)) / 1000
-    bad = np.flatnonzero(~np.isfinite(t) | ~(np.diff(t, prepend=-np.inf) > 0))
+    bad = np.flatnonzero(~np.isfinite(t) | ~(np.diff(t, prepend=-np.inf) >= 0))
     if len(bad):
         i = int(bad[0])
-        raise SessionFileError(f"{path}, line {table.attrs['first_line'] + i}: Time {t[i]!r} after "
-                               f"{t[i - 1] if i else 'nothing'}; expected increasing times")
+        raise SessionFileError(f"{path}, line {table.attrs['first_line'] + i}: Time {float(t[i])} after "
+                               f"{float(t[i - 1]) if i else 'nothing'}; expected times that go forward")
     return t
 
 def _beacons(path: Path, text: str) -> np.ndarray:
