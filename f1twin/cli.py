@@ -82,13 +82,28 @@ def cmd_info(args) -> int:
     return 0
 
 def cmd_convert(args) -> int:
-    "Convert a session between the original CSV format and f1twin Parquet (by the output's extension)."
-    df = load_session(args.session)
+    "Convert a session by the output's extension: .csv (the original format), .parquet (f1twin) or .ld (a MoTeC i2 log)."
     out = Path(args.out)
-    if out.suffix.lower() == '.csv': export_csv(df, out)
-    elif out.suffix.lower() in ('.parquet', '.pq'): save_session(df, out)
-    else: raise F1twinError(f'{out}: unknown output format; expected a .csv or .parquet file name')
+    kind = out.suffix.lower()
+    if kind not in ('.csv', '.parquet', '.pq', '.ld'):
+        raise F1twinError(f'{out}: unknown output format; expected a .csv or .parquet file name, or .ld for a MoTeC i2 log')
+    if kind == '.ld' or args.i2: return _convert_motec(args, out)
+    if args.rate: raise F1twinError('--rate applies to MoTeC output only (.ld, or .csv with --i2)')
+    df = load_session(args.session)
+    if kind == '.csv': export_csv(df, out)
+    else: save_session(df, out)
     print(out)
+    return 0
+
+def _convert_motec(args, out: Path) -> int:
+    "Write a MoTeC log (.ld + .ldx) or an i2 CSV export; one file per run if the game restarted the session."
+    from f1twin.motec import write_ld, write_i2_csv
+    if args.i2 and out.suffix.lower() != '.csv': raise F1twinError(f'{out}: --i2 writes an i2 CSV export: give a .csv file name')
+    runs = split_runs(_load(args.session))
+    paths = [out] if len(runs) == 1 else [out.with_name(f'{out.stem}-run{i}{out.suffix}') for i in range(1, len(runs) + 1)]
+    for run, p in zip(runs, paths):
+        if args.i2: print(write_i2_csv(run, p, rate=args.rate))
+        else: print(write_ld(run, p, rate=args.rate), p.with_suffix('.ldx'), sep='\n')
     return 0
 def _info_parser(sub):
     sp = sub.add_parser('info', help="print a session's metadata and summary", description="Print a session's metadata "
@@ -97,10 +112,15 @@ def _info_parser(sub):
     sp.set_defaults(func=cmd_info)
 
 def _convert_parser(sub):
-    sp = sub.add_parser('convert', help='convert a session between CSV and Parquet', description='Convert a session file; '
-                        'the output format follows the extension of OUT (.csv: the original format, .parquet: f1twin).')
+    sp = sub.add_parser('convert', help='convert a session between CSV, Parquet and MoTeC i2', description='Convert a '
+                        'session file (any format f1twin reads: CSV, Parquet, MoTeC .ld, i2 CSV export); the output format '
+                        'follows the extension of OUT: .csv the original format, .parquet f1twin, .ld a MoTeC i2 log (with '
+                        'its .ldx: one beacon per lap at the game\'s lap times). A session the game restarted gives one '
+                        'MoTeC file per run (OUT-run1.ld, ...).')
     sp.add_argument('session', help='session file to read')
-    sp.add_argument('out', help='file to write (.csv or .parquet)')
+    sp.add_argument('out', help='file to write (.csv, .parquet or .ld)')
+    sp.add_argument('--rate', type=int, metavar='HZ', help="MoTeC output: samples per second (default: the session's rate)")
+    sp.add_argument('--i2', action='store_true', help="with a .csv OUT: write MoTeC i2's Export Data CSV instead of the original format")
     sp.set_defaults(func=cmd_convert)
 
 # %% ../nbs/24_cli.ipynb #2b24bffb

@@ -247,13 +247,16 @@ def read_parquet_session(path) -> pd.DataFrame:
 
 # %% ../nbs/02_io.ipynb #10076005
 def load_session(path) -> pd.DataFrame:
-    "Load a session file (the original CSV format or f1twin Parquet, or the parts a crashed recording left) into telemetry records with metadata."
+    """Load a session file (the original CSV format, f1twin Parquet, the parts a crashed recording left, a MoTeC log
+    `.ld`/`.ldx` or a MoTeC i2 CSV export) into telemetry records with metadata."""
     path = Path(path)
     if not path.exists(): raise SessionFileError(f'{path}: no such file')
     if path.is_dir() and path.name.endswith(PARTS_SUFFIX): return read_parts(path)
     if path.is_dir(): raise SessionFileError(f'{path}: is a directory, expected a session file')
-    with open(path, 'rb') as f: magic = f.read(4)
-    return read_parquet_session(path) if magic == b'PAR1' else read_csv_session(path)
+    with open(path, 'rb') as f: head = f.read(64)
+    if head[:4] == b'PAR1': return read_parquet_session(path)
+    from f1twin import motec  # a later module of this layer (it imports this one), so imported when first needed
+    return motec.read_motec(path) if motec.is_motec_file(path, head) else read_csv_session(path)
 
 # %% ../nbs/02_io.ipynb #99d361e7
 PARTS_SUFFIX = '.parts'
