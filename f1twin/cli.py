@@ -181,7 +181,7 @@ def _follow(lib, args) -> None:
     show = lambda l: print(l.leaderboard(args.track).assign(best=lambda x: x['best_lap_ms'].map(format_lap_time))
                            [['car_id', 'best', 'laps', 'session_id']].to_string(index=False), flush=True)
     print(f'f1twin library: following ac-lap-events on {args.kafka} for {args.track}; Ctrl+C to stop', file=sys.stderr)
-    n = follow_lap_events(lib, args.kafka, args.track, args.car or '', stop=_stop_on_signals(), on_laps=show)
+    n = follow_lap_events(lib, kafka_from_args(args), args.track, args.car or '', stop=_stop_on_signals(), on_laps=show)
     print(f'{n} lap(s) added from Kafka')
 
 # %% ../nbs/24_cli.ipynb #474a1050
@@ -211,7 +211,7 @@ def _library_parser(sub):
     sp.add_argument('--car', help='only this car (for --chart)')
     sp.add_argument('--chart', metavar='OUT.html', help='write the progress chart of --track (best lap per session)')
     sp.add_argument('--csv', action='store_true', help='print the sessions as CSV')
-    sp.add_argument('--kafka', metavar='HOST:PORT', help='then follow ac-lap-events from every rig (needs --track)')
+    add_kafka_arguments(sp, help='then follow ac-lap-events from every rig (needs --track)')
     sp.set_defaults(func=cmd_library)
 
 # %% ../nbs/24_cli.ipynb #efbe3e32

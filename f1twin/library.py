@@ -304,7 +304,7 @@ def follow_lap_events(library: LapLibrary, bootstrap, track: str, car: str = '',
                       on_laps=None) -> int:
     "Add the `ac-lap-events` of every rig to `library` as they come (from `start`); returns the laps added."
     from f1twin.schema import LAP_EVENTS
-    from f1twin.stream import TopicReader  # Kafka only when following a broker
+    from f1twin.kafka_read import TopicReader  # Kafka only when following a broker
     added = 0
     with TopicReader(bootstrap, [LAP_EVENTS.name], start=start, security=security, client_id='f1twin-library') as r:
         for m in r.messages(idle_timeout_s=idle_timeout_s):
