@@ -102,7 +102,16 @@ def comm_messages(monkeypatch):
     return sent
 
 
-def test_panel_on_a_file_starts_when_shown_redraws_and_stops(session, comm_messages):
+@pytest.fixture
+def unfrozen():
+    """The panel's gc.freeze tests start from an unfrozen collector (a freeze another module left is put back)."""
+    was = gc.get_freeze_count()
+    gc.unfreeze()
+    yield
+    if was: gc.freeze()
+
+
+def test_panel_on_a_file_starts_when_shown_redraws_and_stops(session, comm_messages, unfrozen):
     assert gc.get_freeze_count() == 0
     panel = LivePanel.from_file(session, speed=50, fps=20)
     assert not panel.running and panel.feed is None  # the replay starts with the panel
@@ -147,7 +156,7 @@ def test_panel_on_a_file_starts_when_shown_redraws_and_stops(session, comm_messa
     assert gc.get_freeze_count() == 0
 
 
-def test_gc_freeze_is_held_while_any_panel_runs():
+def test_gc_freeze_is_held_while_any_panel_runs(unfrozen):
     a, b = (LivePanel(stream.MemoryFeed(), autostart=False) for _ in range(2))
     a.start(); b.start()
     try:
@@ -157,6 +166,11 @@ def test_gc_freeze_is_held_while_any_panel_runs():
     finally:
         a.close(); b.close()
     assert gc.get_freeze_count() == 0
+    # a freeze someone else made is theirs: a panel neither adds to it nor undoes it
+    gc.freeze()
+    a.start(); a.stop()
+    assert gc.get_freeze_count() > 0
+    gc.unfreeze()
 
 
 def frames_of(panel, msgs, chunk=40):
