@@ -41,7 +41,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from laps_bench import long_session  # noqa: E402
 from f1twin import stream  # noqa: E402
-from f1twin.live import LivePanel, PanelModel  # noqa: E402
+from f1twin.live import LivePanel  # noqa: E402
+from f1twin.panel import PanelModel  # noqa: E402
 from f1twin.schema import TELEMETRY_LIVE, TOPICS, TopicSpec, message_key  # noqa: E402
 
 LIVE = TELEMETRY_LIVE.name
@@ -405,7 +406,7 @@ def buffers(model: PanelModel) -> str:
     c = model.car()
     ref = len(c.ref[0]) if c.ref else 0
     return (f'trail {len(c.trail)}, series {len(c.series)}, laps {len(c.lap_times)}, sector rows {len(c.sectors)}, '
-            f'delta ref {ref}, lap trace {len(c._td)}, cars {len(model.cars)}')
+            f'delta ref {ref}, lap trace {len(c._td)}, outline {len(c.outline[0])}, cars {len(model.cars)}')
 
 
 def run_memory(a):
@@ -441,7 +442,7 @@ def run_memory(a):
     if len(rows) > 1:
         ten = f', / after 10 min (a minute of replay at 10x): {rows[-1] / rows[checks.index(10)]:.2f}x' if 10 in checks[:-1] else ''
         print(f'   model after {checks[-1]} min / after 1 min: {rows[-1] / rows[0]:.2f}x{ten}. The first laps fill the trail, the lap '
-              f'trace and the delta reference; the lap and sector history is full at {model.car()._cfg[4]} laps; then nothing grows.')
+              f'trace and the delta reference; the lap and sector history is full at {model.car().laps_kept} laps; then nothing grows.')
     if a.real_time:
         real_time(a, df, first_minute=int(np.searchsorted(t, t[0] + 60)))
 
