@@ -195,7 +195,9 @@ def corner_table(df: pd.DataFrame, ref=None, laps=None, track: str | None = None
         f = pd.DataFrame(_lap_corner(lg, lo[k], e[k], x[k]))
         f.insert(1, 'corner', corner); f.insert(2, 'name', zones['name'].iloc[k])
         frames.append(f.assign(time_lost_s=lost[:, k]))
-    out = pd.concat(frames).sort_values(['lap', 'corner'], kind='stable').reset_index(drop=True)
+    if not frames: frames = [pd.DataFrame(columns=['lap', 'corner', 'name', 'brake_m', 'turn_in_m', 'apex_m', 'min_speed_kmh',
+                                                   'gear_apex', 'exit_speed_kmh', 'corner_time_s', 'time_lost_s'])]
+    out = pd.concat(frames).sort_values(['lap', 'corner'], kind='stable').reset_index(drop=True)  # no corner: no row
     out.attrs = {'ref_lap': lg.ref_lap.attrs['lap'], 'ref_time_ms': lg.ref_lap.attrs['lap_time_ms'],
                  'zones': zones, 'segments': seg}
     return out

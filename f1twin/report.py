@@ -155,7 +155,7 @@ def where_lost(cmp: pd.DataFrame, window_m: float = 200.0) -> tuple[float, float
     grew = cmp['delta_s'].diff().rolling(max(1, int(round(window_m / step)))).sum()
     return float(grew.idxmax()), float(grew.max())
 
-# %% ../nbs/23_report.ipynb #98a3143c
+# %% ../nbs/23_report.ipynb #27d0cda0
 @dataclass
 class Reference:
     "The lap everything is compared with: the session run holding it, its number, and how to name it."
@@ -182,7 +182,7 @@ def _other_lap(text: str) -> tuple[pd.DataFrame, int]:
         warnings.simplefilter('ignore')
         return max(split_runs(prepare_session(load_session(path))), key=len), int(lap)
 
-# %% ../nbs/23_report.ipynb #03d3974a
+# %% ../nbs/23_report.ipynb #85be8e0c
 def _timed(t: pd.DataFrame, lap: int, where: str) -> int:
     ok = t.index[t['lap_time_ms'].notna() & ~t['partial']]
     if lap not in ok: raise ReportError(f'lap {lap} {where} is not a complete timed lap; complete timed laps: {ok.tolist()}')
@@ -218,7 +218,7 @@ def choose_reference(df: pd.DataFrame, st: pd.DataFrame, *, ref_lap=None, ref=No
     n = _timed(lt, int(ref_lap), 'of this session') if ref_lap is not None else int(st['lap_time_ms'].idxmin())
     return Reference(df, n, f'lap {n} ({format_lap_time(lt.loc[n, "lap_time_ms"])})' + ('' if ref_lap is not None else ', the best'))
 
-# %% ../nbs/23_report.ipynb #dfd2fcd0
+# %% ../nbs/23_report.ipynb #d0c5d44c
 def laps_to_compare(df: pd.DataFrame, st: pd.DataFrame, reference: Reference, compare=None) -> list[int]:
     "The laps of the session compared with the reference (see above)."
     from f1twin.laps import lap_table
@@ -231,7 +231,7 @@ def laps_to_compare(df: pd.DataFrame, st: pd.DataFrame, reference: Reference, co
     rest = [n for n in order if not (same and n == reference.lap)]
     return rest[:1]
 
-# %% ../nbs/23_report.ipynb #06f07574
+# %% ../nbs/23_report.ipynb #d019d727
 CORNER_COLUMNS = {'brake_m': 'Braking point (m)', 'brake_spread_m': 'Braking point spread (m)',
                   'min_speed_kmh': 'Minimum speed (km/h)', 'min_speed_spread_kmh': 'Minimum speed spread (km/h)',
                   'time_lost_mean_s': 'Time lost, average (s)', 'time_lost_max_s': 'Time lost, worst lap (s)',
@@ -245,6 +245,7 @@ def corner_overview(summary: pd.DataFrame) -> pd.DataFrame:
 
 def worst_corners(summary: pd.DataFrame, reference: Reference, n: int = 3) -> str:
     "The `n` corners where the most time is lost on average, as HTML (names from the data escaped)."
+    if summary.empty: return '<div class="f1twin-worst"><p>No corner found in this session (too few samples?).</p></div>'
     w = summary.sort_values('time_lost_mean_s', ascending=False).head(n).reset_index()
     return _jinja().from_string(
         '<div class="f1twin-worst"><p>Where the most time goes on average, against {{ ref }}:</p><ol>'

@@ -100,7 +100,7 @@ def test_report_opens_offline_with_every_figure_drawn(report):
             page.on('request', lambda r: asked.append(r.url))
             page.route(lambda url: not url.startswith('file://'), lambda route: route.abort())
             page.goto(report.html.as_uri(), wait_until='load')
-            figures = check_every_figure(page, 8, 'report-figure')
+            figures = check_every_figure(page, 9, 'report-figure')
         finally:
             browser.close()
     left = [u for u in asked if not u.startswith(('file://', 'data:'))]
@@ -123,7 +123,7 @@ def test_report_of_a_hostile_meta_json_runs_nothing_and_shows_the_text(tmp_path)
             page = browser.new_page(viewport={'width': 1300, 'height': 900})
             page.route(lambda url: not url.startswith('file://'), lambda route: route.abort())
             page.goto(r.html.as_uri(), wait_until='load')
-            check_every_figure(page, 8, 'hostile-figure')
+            check_every_figure(page, 9, 'hostile-figure')
             assert page.evaluate('typeof window.PWNED') == 'undefined', 'script from the metadata ran'
             assert page.locator('img[src="x"]').count() == 0
             text = page.inner_text('body')

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from kafka import KafkaProducer
 
-from f1twin import stream
+from f1twin import events, kafka_admin, kafka_publish
 from f1twin.circuit import fit_orientation
 from f1twin.io import load_session, sample_session_path
 from f1twin.live import G_TITLES, NO_G_TEXT, LiveError, LivePanel, status_html
@@ -58,7 +58,7 @@ def test_settings_are_checked():
     for bad in (dict(fps=0), dict(fps=1000), dict(fps=True), dict(window_s=0), dict(map_points=1),
                 dict(trail_points=0), dict(track=([0.0], [1.0]))):
         with pytest.raises(LiveError):
-            LivePanel(stream.MemoryFeed(), **bad)
+            LivePanel(events.MemoryFeed(), **bad)
     with pytest.raises(LiveError, match="poll"):
         LivePanel("not a feed")
     with pytest.raises(LiveError, match="speed"):
@@ -157,7 +157,7 @@ def test_panel_on_a_file_starts_when_shown_redraws_and_stops(session, comm_messa
 
 
 def test_gc_freeze_is_held_while_any_panel_runs(unfrozen):
-    a, b = (LivePanel(stream.MemoryFeed(), autostart=False) for _ in range(2))
+    a, b = (LivePanel(events.MemoryFeed(), autostart=False) for _ in range(2))
     a.start(); b.start()
     try:
         assert gc.get_freeze_count() > 0
@@ -187,7 +187,7 @@ def test_number_row_and_gauges_show_one_snapshot(messages):
     live = [m for m in messages if m["_topic"] == LIVE]
     halves = [{**live[-1], "speed_kmh": s + 0.5, "rpm": 9000 + r, "gear": g}  # rpm is a whole number (int32)
               for s, r, g in ((62, 0, 0), (120, 1, -1), (7, 2, 3))]
-    panel = LivePanel(stream.MemoryFeed(), autostart=False)
+    panel = LivePanel(events.MemoryFeed(), autostart=False)
     n = 0
     for p in frames_of(panel, messages + halves, chunk=25):
         g, text = p._gauges.data, {k: value_text(p._metrics[k].value) for k in ("speed", "rpm", "gear")}
@@ -203,7 +203,7 @@ def test_number_row_and_gauges_show_one_snapshot(messages):
 
 def test_the_delta_is_green_for_a_gain_and_red_for_a_loss(messages):
     """Issue 9: the delta's colour did not change (two style attributes on one element)."""
-    panel, seen = LivePanel(stream.MemoryFeed(), autostart=False), set()
+    panel, seen = LivePanel(events.MemoryFeed(), autostart=False), set()
     for p in frames_of(panel, messages, chunk=60):
         html = p._metrics["delta"].value
         text = value_text(html)
@@ -216,7 +216,7 @@ def test_the_delta_is_green_for_a_gain_and_red_for_a_loss(messages):
 
 
 def test_steering_in_degrees_and_the_g_chart_says_a_csv_has_no_g(messages):
-    panel = LivePanel(stream.MemoryFeed(), autostart=False)
+    panel = LivePanel(events.MemoryFeed(), autostart=False)
     panel.model.ingest(messages)
     assert panel.redraw()
     fig, snap = panel._series, panel.model.snapshot()
@@ -231,7 +231,7 @@ def test_steering_in_degrees_and_the_g_chart_says_a_csv_has_no_g(messages):
 
 
 def test_the_g_chart_shows_g_for_a_source_that_has_it():
-    panel = LivePanel(stream.MemoryFeed(), autostart=False)
+    panel = LivePanel(events.MemoryFeed(), autostart=False)
     panel.model.ingest(list(circle_messages(1))[:3000])
     assert panel.redraw()
     fig = panel._series
@@ -243,7 +243,7 @@ def test_map_without_a_track_grows_the_outline_in_a_fixed_orientation(messages):
     """Issue 9: in Kafka mode there was no outline until a lap completed, then the map turned. Without a track the
     map is seen from above from the first position, and the outline grows as the car drives."""
     live = [m for m in messages if m["_topic"] == LIVE][500:]  # joining in the middle of lap 1
-    panel = LivePanel(stream.MemoryFeed(), autostart=False)
+    panel = LivePanel(events.MemoryFeed(), autostart=False)
     orients, outline_n, where = [], [], []
     for p in frames_of(panel, live, chunk=30):
         orients.append(p._orient)
@@ -259,7 +259,7 @@ def test_map_without_a_track_grows_the_outline_in_a_fixed_orientation(messages):
 @pytest.mark.kafka
 def test_kafka_panel_with_a_track_draws_the_circuit_before_any_message(kafka_bootstrap, session):
     car = f"test-live-{uuid.uuid4().hex[:8]}"
-    stream.ensure_topics(kafka_bootstrap)
+    kafka_admin.ensure_topics(kafka_bootstrap)
     panel = LivePanel.from_kafka(kafka_bootstrap, car_id=car, track=sample_session_path(), autostart=False)
     try:
         assert panel.model.messages == 0 and len(panel._map.data[0].x) > 500
@@ -274,13 +274,13 @@ def test_kafka_panel_with_a_track_draws_the_circuit_before_any_message(kafka_boo
 @pytest.mark.kafka
 def test_kafka_panel_without_a_track_draws_the_outline_as_the_car_drives(kafka_bootstrap, session):
     car = f"test-live-{uuid.uuid4().hex[:8]}"
-    stream.ensure_topics(kafka_bootstrap)
+    kafka_admin.ensure_topics(kafka_bootstrap)
     panel = LivePanel.from_kafka(kafka_bootstrap, car_id=car, start="latest", fps=10)
     try:
         panel._repr_mimebundle_()  # shown: running
         part = session.iloc[150:600]  # the middle of lap 1: no lap completes
-        with stream.KafkaPublisher(kafka_bootstrap) as pub:
-            stats = stream.replay(part, pub.publish, speed=1e9, car_id=car)
+        with kafka_publish.KafkaPublisher(kafka_bootstrap) as pub:
+            stats = events.replay(part, pub.publish, speed=1e9, car_id=car)
             assert pub.flush(20)
         wait_for(lambda: panel.model.messages >= sum(stats.messages.values()), what="the replayed messages")
         wait_for(lambda: len(panel._map.data[0].x) > 100, what="the outline drawn")  # by the panel's own frames
@@ -293,7 +293,7 @@ def test_kafka_panel_without_a_track_draws_the_outline_as_the_car_drives(kafka_b
 @pytest.mark.kafka
 def test_kafka_replay_to_panel_gives_the_same_values_and_skips_malformed(kafka_bootstrap, session):
     car = f"test-live-{uuid.uuid4().hex[:8]}"
-    stream.ensure_topics(kafka_bootstrap)
+    kafka_admin.ensure_topics(kafka_bootstrap)
     panel = LivePanel.from_kafka(kafka_bootstrap, car_id=car, start="latest", fps=10)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     try:
@@ -303,8 +303,8 @@ def test_kafka_replay_to_panel_gives_the_same_values_and_skips_malformed(kafka_b
             producer.send(LIVE, key=key, value=raw)
         producer.send(LIVE, key=key, value=json.dumps({"v": 1, "completed_laps": 10**400}).encode())  # invalid
         producer.flush(10)
-        with stream.KafkaPublisher(kafka_bootstrap) as pub:
-            stats = stream.replay(session, pub.publish, speed=80, car_id=car)
+        with kafka_publish.KafkaPublisher(kafka_bootstrap) as pub:
+            stats = events.replay(session, pub.publish, speed=80, car_id=car)
             assert pub.flush(20)
         total = sum(stats.messages.values())
         wait_for(lambda: panel.model.messages >= total, timeout=30, what="the whole replay")
@@ -346,8 +346,8 @@ def test_the_readme_lines_open_the_panel(kafka_bootstrap, session, monkeypatch):
         for p in (file_panel, kafka_panel):
             p._repr_mimebundle_()  # a notebook shows a cell's last value: the panel starts
             assert p.running
-        with stream.KafkaPublisher(kafka_bootstrap) as pub:
-            stream.replay(session.iloc[:200], pub.publish, speed=1e9, car_id=car)
+        with kafka_publish.KafkaPublisher(kafka_bootstrap) as pub:
+            events.replay(session.iloc[:200], pub.publish, speed=1e9, car_id=car)
             assert pub.flush(20)
         wait_for(lambda: file_panel.model.messages > 50 and any(k.startswith(car) for k in kafka_panel.model.keys),
                  what="both panels fed")
@@ -368,7 +368,7 @@ def test_status_line_says_what_was_not_used():
 
 def test_a_frame_is_drawn_while_another_thread_ingests(messages):
     """The view draws from snapshots while the feed thread ingests: no frame fails, and the last shows the end."""
-    panel = LivePanel(stream.MemoryFeed(), autostart=False)
+    panel = LivePanel(events.MemoryFeed(), autostart=False)
     done = threading.Event()
 
     def feed():
@@ -391,7 +391,7 @@ def ack(panel):
 def test_a_browser_that_is_behind_gets_the_newest_frame_not_a_backlog(messages):
     """In a slow browser the queued frames showed the car minutes late and the gauges behind the number row: once
     shown, a panel leaves frames out while the browser has not acknowledged the last one (at most a second)."""
-    panel = LivePanel(stream.MemoryFeed(), autostart=False)
+    panel = LivePanel(events.MemoryFeed(), autostart=False)
     panel.model.ingest(messages[:500])
     assert panel.redraw()
     panel.model.ingest(messages[500:600])
@@ -413,7 +413,7 @@ def test_a_browser_that_is_behind_gets_the_newest_frame_not_a_backlog(messages):
 def test_the_browsers_trace_deltas_do_not_strip_the_panels_colours(messages):
     """plotly 7's browser side answers each update with trace deltas computed against a stale copy of the figure;
     plotly.py applied them and removed properties the panel set (the car's red became plotly's default teal)."""
-    panel = LivePanel(stream.MemoryFeed(), autostart=False)
+    panel = LivePanel(events.MemoryFeed(), autostart=False)
     panel.model.ingest(messages[:800])
     assert panel.redraw()
     car = panel._map.data[2]
