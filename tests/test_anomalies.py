@@ -217,7 +217,7 @@ def test_the_real_laps_are_not_slow_and_stay_on_their_line(s1):
     assert np.nanmax(dev) < 4.5  # well inside OFF_LINE_M: the off-track detector has room
 
 
-def test_a_333_hz_recording_and_a_source_without_positions(s1):
+def test_a_333_hz_recording_a_source_without_positions_and_one_without_a_lap_clock(s1):
     hi = resample_session(s1, 333)
     assert len(hi) > 100_000 and detect(hi).empty
     hole = hi.drop(index=range(60000, 60200)).reset_index(drop=True)  # 0.6 s of the collector's packets lost
@@ -226,6 +226,8 @@ def test_a_333_hz_recording_and_a_source_without_positions(s1):
     blind = detect(s1.assign(car_x=np.nan, car_y=np.nan, car_z=np.nan))
     assert blind['kind'].tolist() == ['data gap']
     assert {n.split(':')[0] for n in blind.attrs['notes']} == {'stale channels', 'teleports', 'off track', 'spins'}
+    no_clock = resample_session(s1, 50).assign(current_lap_time_ms=0, last_lap_time_ms=0)  # laps by track position
+    assert detect(no_clock).empty  # a lap clock at 0 all along is no clock, not a frozen one
 
 
 # --- slow laps and pit laps ------------------------------------------------------------------------------------
