@@ -13,7 +13,7 @@ from .io import load_session, save_session, export_csv, session_meta
 from .laps import lap_table, format_lap_time, prepare_session, split_runs, sector_table, theoretical_best_ms, consistency
 
 # %% auto #0
-__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners', 'cmd_library',
+__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners', 'cmd_library', 'cmd_anomalies',
            'add_kafka_arguments', 'kafka_from_args', 'cmd_fake_ac', 'cmd_collect', 'cmd_replay', 'cmd_report',
            'build_parser', 'main']
 
@@ -214,6 +214,52 @@ def _library_parser(sub):
     add_kafka_arguments(sp, help='then follow ac-lap-events from every rig (needs --track)')
     sp.set_defaults(func=cmd_library)
 
+# %% ../nbs/24_cli.ipynb #19ce7a8c
+def _kind_arg(text: str) -> str:
+    "An anomaly kind as typed on the command line: 'pit lap', 'pit-lap', 'pit_lap' or 'PIT LAP'."
+    from f1twin.anomalies import KINDS
+    norm = lambda k: ' '.join(k.lower().replace('_', ' ').replace('-', ' ').split())
+    kind = {norm(k): k for k in KINDS}.get(norm(text))
+    if kind is None: raise argparse.ArgumentTypeError(f"unknown kind {text!r}; the kinds are: {', '.join(KINDS)}")
+    return kind
+
+def _anomaly_table(ev: pd.DataFrame) -> str:
+    "The anomalies as aligned text: time (m:ss), lap, kind, severity, detail."
+    rows = [(f'{int(t // 60)}:{int(t % 60):02d}', str(l), k, s, d) for t, l, k, s, d in
+            zip(ev['time_s'], ev['lap'], ev['kind'], ev['severity'], ev['detail'])]
+    head = ('time', 'lap', 'kind', 'severity', 'detail')
+    w = [max(len(r[i]) for r in rows + [head]) for i in range(4)]
+    line = lambda r: f'{r[0]:>{w[0]}}  {r[1]:>{w[1]}}  {r[2]:<{w[2]}}  {r[3]:<{w[3]}}  {r[4]}'
+    return '\n'.join(line(r) for r in [head] + rows)
+
+def cmd_anomalies(args) -> int:
+    "Print the anomalies of a session (see 20_anomalies): a table, or CSV with --csv. Finding some is not an error."
+    from f1twin.anomalies import detect
+    ev = detect(_load(args.session), kinds=args.kind, min_severity=args.min_severity)
+    for note in ev.attrs.get('notes', []): print(f'f1twin: note: {note}', file=sys.stderr)
+    if args.csv:
+        print(ev[['time_s', 'lap', 'kind', 'severity', 'detail']].to_csv(index=False), end='')
+        return 0
+    n = ev['severity'].value_counts()
+    print(f"{Path(args.session).name}: {len(ev)} anomal{'y' if len(ev) == 1 else 'ies'}"
+          + (' (' + ', '.join(f'{n[s]} {s}' for s in ('critical', 'warning', 'info') if s in n) + ')' if len(ev) else ''))
+    if len(ev): print(_anomaly_table(ev))
+    return 0
+
+def _anomalies_parser(sub):
+    from f1twin.anomalies import KINDS, SEVERITIES
+    sp = sub.add_parser('anomalies', help='find anomalies in a session: gaps, frozen or impossible values, pit and slow '
+                        'laps, offs, spins, lock-ups', description='Find the anomalies of a session: data gaps, stale '
+                        'channels, impossible or non-finite values, teleports, slow laps and pit laps, off-track '
+                        'excursions, spins, wheel lock-ups. Prints time (m:ss), lap, kind, severity and detail; exit 0 '
+                        'whether or not there are any.')
+    sp.add_argument('session', help='session file: the original CSV format or f1twin Parquet')
+    sp.add_argument('--csv', action='store_true', help='CSV output with the columns time_s, lap, kind, severity, detail')
+    sp.add_argument('--kind', type=_kind_arg, nargs='+', action='extend', metavar='KIND',
+                    help=f"only these kinds (quote the ones with a space, or write pit-lap): {', '.join(KINDS)}")
+    sp.add_argument('--min-severity', choices=SEVERITIES, default='info', help='only this severity and worse (default: info)')
+    sp.set_defaults(func=cmd_anomalies)
+
 # %% ../nbs/24_cli.ipynb #efbe3e32
 # Every command that takes --kafka takes the same security options, named as kafka-python's settings are; one
 # function turns them into the KafkaSettings the collector, replay, the panel and the report are given. Passwords
@@ -391,7 +437,7 @@ def _report_parser(sub):
     sp.set_defaults(func=cmd_report)
 
 # %% ../nbs/24_cli.ipynb #adcf7fe4
-PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _library_parser, _fake_ac_parser, _collect_parser, _replay_parser, _report_parser)
+PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _library_parser, _anomalies_parser, _fake_ac_parser, _collect_parser, _replay_parser, _report_parser)
 
 def build_parser() -> argparse.ArgumentParser:
     "The `f1twin` argument parser: one subcommand per job, each added by its `_<command>_parser` function."
