@@ -371,6 +371,7 @@ class MessageCounts:
     def __init__(self):
         self.counts = {'messages': 0, 'filtered': 0, 'malformed': 0, 'foreign': 0, 'invalid': 0}
         self.invalid: dict[tuple[str, str], int] = {}
+        self.by_topic: dict[tuple[str, str], int] = {}  # (topic, reason) -> messages skipped
         self._said: set = set()
 
     def take(self, raw, topic: TopicSpec | str | None, name: str | None = None) -> dict | None:
@@ -386,6 +387,7 @@ class MessageCounts:
         "Count a message skipped for `reason` on `topic` (with (field, why) for an invalid one)."
         if topic is not None and not isinstance(topic, str): topic = repr(topic)
         self.counts[reason] = self.counts.get(reason, 0) + 1
+        self.by_topic[(topic, reason)] = self.by_topic.get((topic, reason), 0) + 1
         field = problem[0] if problem and reason == 'invalid' else ''
         if reason == 'invalid': self.invalid[(topic, field)] = self.invalid.get((topic, field), 0) + 1
         if (reason, topic, field) not in self._said:

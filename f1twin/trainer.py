@@ -307,13 +307,15 @@ class ModelFollower:
         self._thread.start()
 
     def _take(self, msgs: list[dict]) -> None:
-        for m in sorted(msgs, key=lambda m: m['model_version']):
+        "Load the newest sound model of a batch (older ones in it are passed over: a late joiner loads only the newest)."
+        for m in sorted(msgs, key=lambda m: -m['model_version']):
             if (self.model_id is not None and m['model_id'] != self.model_id) or m['model_version'] <= self.version: continue
             try: model = read_model_message(m); policy = load_policy(model)
             except StreamError: self.rejected += 1; continue
             with self._lock: self._latest = (model.version, policy, model.published_s)
             self.received.append((model.version, model.published_s, time.time()))
             self.version = model.version
+            return
 
     def _run(self):
         while not self._stop.is_set():
