@@ -55,6 +55,7 @@ bench: install ## run the benchmarks in bench/ against a local broker
 	$(BIN)/python bench/laps_bench.py && \
 	$(BIN)/python bench/collector_bench.py --kafka $$bootstrap && \
 	$(BIN)/python bench/live_bench.py --kafka $$bootstrap && \
+	$(BIN)/python bench/agents_bench.py --kafka $$bootstrap && \
 	$(BIN)/python bench/report_bench.py --laps 23 && \
 	$(BIN)/python bench/library_bench.py
 

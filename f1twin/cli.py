@@ -14,8 +14,8 @@ from .laps import lap_table, format_lap_time, prepare_session, split_runs, secto
 
 # %% auto #0
 __all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners', 'cmd_library', 'cmd_anomalies',
-           'add_kafka_arguments', 'kafka_from_args', 'cmd_fake_ac', 'cmd_collect', 'cmd_replay', 'cmd_report',
-           'build_parser', 'main']
+           'cmd_agents_demo', 'add_kafka_arguments', 'kafka_from_args', 'cmd_fake_ac', 'cmd_collect', 'cmd_replay',
+           'cmd_report', 'build_parser', 'main']
 
 # %% ../nbs/24_cli.ipynb #ddfc6ab0
 def format_lap_table(t: pd.DataFrame) -> str:
@@ -260,6 +260,36 @@ def _anomalies_parser(sub):
     sp.add_argument('--min-severity', choices=SEVERITIES, default='info', help='only this severity and worse (default: info)')
     sp.set_defaults(func=cmd_anomalies)
 
+# %% ../nbs/24_cli.ipynb #df33a343
+def cmd_agents_demo(args) -> int:
+    "Run the agent scenarios on a broker: N worker processes, the trainer, a shadow driver, the anomaly monitor; print the summary."
+    from f1twin.agents import AgentsLoop
+    from f1twin.experiences import AgentTopics
+    topics = AgentTopics.suffixed(args.topics_suffix) if args.topics_suffix else AgentTopics()
+    loop = AgentsLoop(kafka_from_args(args), workers=args.workers, run_id=args.run_id, topics=topics, rate_hz=args.rate,
+                      publish_every_s=args.publish_every)
+    print(f'f1twin agents-demo: run {loop.run_id}: {args.workers} worker(s), trainer, shadow driver, anomaly monitor on '
+          f'{loop.settings} for {args.duration:g} s ...', file=sys.stderr)
+    summary = loop.run(args.duration)
+    print(summary)
+    return 0 if summary.ok else 1
+
+def _agents_demo_parser(sub):
+    sp = sub.add_parser('agents-demo', help='run the agent scenarios on Kafka: workers, trainer, shadow driver, summary',
+                        description='Start N workers (separate processes, each replaying a bundled session as a gym '
+                        'environment), the trainer (behavioural cloning from their experiences), a shadow driver and the '
+                        'anomaly monitor on a real broker for DURATION seconds, then end the run in order and print a '
+                        'summary. Exit 0 only if every transition sent was received exactly once and every worker ends on '
+                        'the newest model.')
+    add_kafka_arguments(sp, required=True)
+    sp.add_argument('--workers', type=int, default=2, help='worker processes (default: 2)')
+    sp.add_argument('--duration', type=float, default=20.0, help='seconds the workers step (default: 20)')
+    sp.add_argument('--rate', type=float, default=200.0, help='steps a second per worker, at most (default: 200)')
+    sp.add_argument('--publish-every', type=float, default=1.0, metavar='S', help='a new model every S seconds (default: 1)')
+    sp.add_argument('--run-id', help='name of the run: the session_id of its messages (default: a new one)')
+    sp.add_argument('--topics-suffix', metavar='X', help="use topics named '<design name>-X' instead of the design's")
+    sp.set_defaults(func=cmd_agents_demo)
+
 # %% ../nbs/24_cli.ipynb #efbe3e32
 # Every command that takes --kafka takes the same security options, named as kafka-python's settings are; one
 # function turns them into the KafkaSettings the collector, replay, the panel and the report are given. Passwords
@@ -437,7 +467,7 @@ def _report_parser(sub):
     sp.set_defaults(func=cmd_report)
 
 # %% ../nbs/24_cli.ipynb #adcf7fe4
-PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _library_parser, _anomalies_parser, _fake_ac_parser, _collect_parser, _replay_parser, _report_parser)
+PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _library_parser, _anomalies_parser, _agents_demo_parser, _fake_ac_parser, _collect_parser, _replay_parser, _report_parser)
 
 def build_parser() -> argparse.ArgumentParser:
     "The `f1twin` argument parser: one subcommand per job, each added by its `_<command>_parser` function."

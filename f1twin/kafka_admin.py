@@ -63,12 +63,26 @@ def _specs(specs) -> list[TopicSpec]:
 
 def _hours(ms) -> str: return f'{int(ms) / 3_600_000:g} h'
 
+def _topic_configs(s: TopicSpec) -> dict[str, str]:
+    "The topic settings of spec `s`: its retention and its other configs."
+    return {'retention.ms': str(s.retention_ms), **dict(s.configs)}
+
+def _differences(s: TopicSpec, have: dict) -> list[str]:
+    "What differs between a topic's described configs `have` and its spec, in words."
+    out = []
+    for k, want in _topic_configs(s).items():
+        v = have.get(k, {}).get('value')
+        if v is None or v == want: continue
+        out.append(f'{k} is {v} ({_hours(v)}), the spec says {want} ({_hours(want)})' if k == 'retention.ms'
+                   else f'{k} is {v}, the spec says {want}')
+    return out
+
 def _create(admin, specs: list[TopicSpec], replication_factor: int, timeout_ms: int) -> list[str]:
     "Create `specs` with their partitions and retention; the names created (one made meanwhile by another is not)."
     from kafka.errors import for_code
     resp = admin.create_topics(
         {s.name: {'num_partitions': s.partitions, 'replication_factor': replication_factor,
-                  'configs': {'retention.ms': str(s.retention_ms)}} for s in specs},
+                  'configs': _topic_configs(s)} for s in specs},
         timeout_ms=timeout_ms, raise_errors=False)
     created = []
     for t in resp['topics']:
@@ -79,25 +93,26 @@ def _create(admin, specs: list[TopicSpec], replication_factor: int, timeout_ms: 
     return created
 
 def _check(admin, specs: list[TopicSpec], update_retention: bool) -> dict[str, str]:
-    "Compare existing topics with their specs; set the retention back to the spec's if allowed. Status per topic."
+    "Compare existing topics with their specs; set retention and configs back to the spec's if allowed. Status per topic."
     from kafka.admin import ConfigResource
     parts = {t['name']: len(t['partitions']) for t in admin.describe_topics([s.name for s in specs])}
-    conf = admin.describe_configs([ConfigResource('TOPIC', s.name, ['retention.ms']) for s in specs],
+    conf = admin.describe_configs([ConfigResource('TOPIC', s.name, list(_topic_configs(s))) for s in specs],
                                   config_filter='all')['topic']
     status = {}
     for s in specs:
-        notes, have = [], conf.get(s.name, {}).get('retention.ms', {}).get('value')
-        if have is not None and int(have) != s.retention_ms:
-            what = f'topic {s.name}: retention.ms is {have} ({_hours(have)}), the spec says {s.retention_ms} ({_hours(s.retention_ms)})'
+        notes, diff = [], _differences(s, conf.get(s.name, {}))
+        word = 'retention' if all(d.startswith('retention.ms') for d in diff) else 'configs'
+        if diff:
+            what = f"topic {s.name}: {'; '.join(diff)}"
             if update_retention:
-                res = admin.alter_configs([ConfigResource('TOPIC', s.name, {'retention.ms': str(s.retention_ms)})])
+                res = admin.alter_configs([ConfigResource('TOPIC', s.name, _topic_configs(s))])
                 outcome = res.get('topic', {}).get(s.name)
                 if outcome != 'OK': raise StreamError(f'{what}; updating it failed: {outcome}')
                 warnings.warn(f'{what}; updated it to the spec', StreamWarning, stacklevel=3)
-                notes.append('retention updated')
+                notes.append(f'{word} updated')
             else:
                 warnings.warn(f'{what}; left as is (update_retention=False)', StreamWarning, stacklevel=3)
-                notes.append('retention differs')
+                notes.append(f'{word} differs' if word == 'retention' else 'configs differ')
         if parts.get(s.name, s.partitions) != s.partitions:
             warnings.warn(f'topic {s.name}: has {parts[s.name]} partition(s), the spec says {s.partitions}; left '
                           'as is (changing it would move keys to other partitions)', StreamWarning, stacklevel=3)
@@ -109,7 +124,7 @@ def _check(admin, specs: list[TopicSpec], update_retention: bool) -> dict[str, s
 def ensure_topics(kafka, specs: Iterable[TopicSpec] | None = None, *, replication_factor: int = 1,
                   security: dict | None = None, update_retention: bool = True,
                   timeout_s: float = 15.0) -> dict[str, str]:
-    "Create missing topics with the spec's partitions and retention; check (and fix the retention of) existing ones."
+    "Create missing topics with the spec's partitions, retention and configs; check (and fix those of) existing ones."
     specs = _specs(specs)
     if type(replication_factor) is not int or replication_factor < 1:
         raise StreamError(f'replication_factor must be a whole number >= 1, got {replication_factor!r}')

@@ -4,15 +4,16 @@
 
 # %% ../nbs/06_messages.ipynb #cd1d9469
 from __future__ import annotations
-import json, logging, math
+import base64, binascii, json, logging, math
 from dataclasses import dataclass, replace
 import numpy as np
 from .schema import F1twinError, TopicSpec, TOPICS, TELEMETRY_FIELDS
 
 # %% auto #0
-__all__ = ['MESSAGE_VERSION', 'ENVELOPE', 'META_FIELDS', 'EVENT_FIELDS', 'MESSAGE_FIELDS', 'SKIP_REASONS', 'StreamError',
-           'encode_message', 'MessageField', 'topic_fields', 'check_message', 'read_message', 'decode_message',
-           'MessageCounts']
+__all__ = ['MESSAGE_VERSION', 'ENVELOPE', 'META_FIELDS', 'ARRAY_DTYPES', 'EVENT_FIELDS', 'MAX_BATCH', 'SEVERITIES',
+           'AGENT_FIELDS', 'MESSAGE_FIELDS', 'SKIP_REASONS', 'StreamError', 'encode_message', 'MessageField',
+           'encode_array', 'decode_array', 'encode_blob', 'decode_blob', 'topic_fields', 'check_message',
+           'read_message', 'decode_message', 'MessageCounts']
 
 # %% ../nbs/06_messages.ipynb #236a8f83
 _log = logging.getLogger('f1twin.messages')
@@ -78,39 +79,54 @@ def encode_message(value: dict) -> bytes:
     return _V_PREFIX + b'}' if body == b'{}' else _V_PREFIX + b',' + body[1:]
 
 # %% ../nbs/06_messages.ipynb #ba612a87
-_KINDS = ('int', 'float', 'bool', 'str', 'ints')
-_MAX_LIST = 1000  # longest list field (sector times)
+_KINDS = ('int', 'float', 'bool', 'str', 'ints', 'floats', 'strs', 'array', 'blob')
+_MAX_LIST = 1000  # longest list field (sector times, the workers of a run)
+_MAX_ARRAY = 4_000_000  # most items of an encoded array
+_MAX_BLOB = 1_000_000  # longest blob, in base64 characters (a message must fit Kafka's 1 MB)
+ARRAY_DTYPES = {'f4': np.float32, 'f8': np.float64, 'i4': np.int32, 'i8': np.int64, 'u1': np.uint8}  # little-endian
 
 @dataclass(frozen=True)
 class MessageField:
-    "What one message field holds: kind ('int', 'float', 'bool', 'str', 'ints'), unit, meaning, range, optional."
+    "What one message field holds: kind (see `_KINDS`), unit, meaning, range, optional; choices, array dtype and ndim."
     name: str
     kind: str
     unit: str = ''
     doc: str = ''
-    lo: float = -math.inf  # smallest value (of each item, for 'ints')
+    lo: float = -math.inf  # smallest value (of each item, for lists and arrays)
     hi: float = math.inf  # largest value
     optional: bool = False  # may be null (unknown) or absent
+    choices: tuple[str, ...] = ()  # 'str': the values it may take (any when empty)
+    dtype: str = ''  # 'array': the dtype code of its items (a key of ARRAY_DTYPES)
+    ndim: int = 1  # 'array': its number of dimensions
 
     def __post_init__(self):
         if self.kind not in _KINDS: raise StreamError(f'field {self.name}: kind {self.kind!r} is not one of {_KINDS}')
+        if self.kind == 'array' and self.dtype not in ARRAY_DTYPES:
+            raise StreamError(f'field {self.name}: array dtype {self.dtype!r} is not one of {tuple(ARRAY_DTYPES)}')
 
     def why_invalid(self, v) -> str | None:
         "None if `v` is a valid value of this field, else what is wrong with it (never raises)."
         if v is None: return None if self.optional else 'null, but the field is required'
         t, k = type(v), self.kind
-        if k == 'ints':
-            if t is not list: return f'{_kind_of(v)}, expected a list of whole numbers'
-            if len(v) > _MAX_LIST: return f'a list of {len(v)} items, expected at most {_MAX_LIST}'
-            for x in v:
-                if type(x) is not int or not self.lo <= x <= self.hi:
-                    return f'has an item {_show(x)}, expected whole numbers in {self._range()}'
-            return None
+        if k in ('ints', 'floats', 'strs'): return self._list_problem(v)
+        if k == 'array': return _array_problem(v, self)
+        if k == 'blob': return _blob_problem(v)
         ok = {'int': t is int, 'float': t is float or t is int, 'bool': t is bool, 'str': t is str}[k]
         if not ok: return f'{_kind_of(v)}, expected {"a whole number" if k == "int" else "a " + k}'
         if k in ('int', 'float') and not self.lo <= v <= self.hi: return f'{_show(v)} is out of range {self._range()}'
+        if self.choices and v not in self.choices: return f'{_show(v)}, expected one of {", ".join(self.choices)}'
         return None
 
+    def _list_problem(self, v) -> str | None:
+        what = {'ints': 'whole numbers', 'floats': 'numbers', 'strs': 'strings'}[self.kind]
+        if type(v) is not list: return f'{_kind_of(v)}, expected a list of {what}'
+        if len(v) > _MAX_LIST: return f'a list of {len(v)} items, expected at most {_MAX_LIST}'
+        for x in v:
+            t = type(x)
+            ok = t is str if self.kind == 'strs' else (t is int or (t is float and self.kind == 'floats'))
+            if not ok or (self.kind != 'strs' and not self.lo <= x <= self.hi):
+                return f'has an item {_show(x)}, expected {what}' + ('' if self.kind == 'strs' else f' in {self._range()}')
+        return None
     def _range(self) -> str: return f'{_show(self.lo)}..{_show(self.hi)}'
 
 def _kind_of(v) -> str: return {int: 'a whole number', float: 'a float', bool: 'a bool', str: 'a string', list: 'a list',
@@ -121,6 +137,64 @@ def _show(v) -> str:
     if type(v) is int and abs(v) >= 10**15: return f'{"-" if v < 0 else ""}a {int(math.log10(abs(v))) + 1}-digit number'
     if type(v) is float and v.is_integer() and abs(v) < 1e15: return str(int(v))
     return f'{v:.6g}' if type(v) is float else repr(v)
+
+# %% ../nbs/06_messages.ipynb #9edcc1e0
+def encode_array(a, dtype: str) -> dict:
+    "`a` as an `array` field value: dtype code, shape and its little-endian bytes in base64."
+    if dtype not in ARRAY_DTYPES: raise StreamError(f'array dtype {dtype!r} is not one of {tuple(ARRAY_DTYPES)}')
+    a = np.ascontiguousarray(a, dtype=np.dtype(ARRAY_DTYPES[dtype]).newbyteorder('<'))
+    return {'dtype': dtype, 'shape': list(a.shape), 'data': base64.b64encode(a.data).decode('ascii')}
+
+_CHECKED: dict[int, tuple] = {}  # id(data str) -> (the str, its array): arrays just checked
+
+def _b64(s: str) -> bytes | None:
+    try: return binascii.a2b_base64(s, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError): return None
+
+def _array_problem(v, f: MessageField) -> str | None:
+    "What is wrong with `v` as the value of array field `f`, or None (then its array is kept for `decode_array`)."
+    if type(v) is not dict or set(v) != {'dtype', 'shape', 'data'}: return f'{_kind_of(v)}, expected an array object {{dtype, shape, data}}'
+    shape, data = v['shape'], v['data']
+    if v['dtype'] != f.dtype: return f'dtype {_show(v["dtype"])}, expected {f.dtype!r}'
+    if type(shape) is not list or len(shape) != f.ndim or not all(type(n) is int and 0 <= n <= _MAX_ARRAY for n in shape):
+        return f'shape {_show(shape)}, expected {f.ndim} whole number(s)'
+    size = math.prod(shape)
+    if size > _MAX_ARRAY: return f'an array of {size} items, expected at most {_MAX_ARRAY}'
+    raw = _b64(data) if type(data) is str else None
+    if raw is None: return 'data is not base64'
+    dt = np.dtype(ARRAY_DTYPES[f.dtype]).newbyteorder('<')
+    if len(raw) != size * dt.itemsize: return f'{len(raw)} bytes of data, expected {size * dt.itemsize} for shape {shape}'
+    a = np.frombuffer(raw, dt).reshape(shape)
+    if a.dtype.kind == 'f' and not np.isfinite(a).all(): return 'has a value that is not finite'
+    if size and (a.min() < f.lo or a.max() > f.hi): return f'has a value out of range {f._range()}'
+    if len(_CHECKED) > 64: _CHECKED.clear()
+    _CHECKED[id(data)] = (data, a)
+    return None
+
+def decode_array(v: dict) -> np.ndarray:
+    "The (read-only) numpy array of a checked `array` field value; StreamError if it is not one."
+    hit = _CHECKED.get(id(v.get('data'))) if type(v) is dict else None
+    if hit is not None and hit[0] is v['data']: return hit[1]
+    dtype = v.get('dtype') if type(v) is dict else None
+    f = MessageField('array', 'array', dtype=dtype if dtype in ARRAY_DTYPES else 'f4', ndim=len(v.get('shape') or ()) if dtype else 1)
+    why = _array_problem(v, f) if dtype in ARRAY_DTYPES else 'not an array object'
+    if why is not None: raise StreamError(f'not an array: {why}')
+    return _CHECKED[id(v['data'])][1]
+
+def _blob_problem(v) -> str | None:
+    if type(v) is not str: return f'{_kind_of(v)}, expected base64 text'
+    if len(v) > _MAX_BLOB: return f'{len(v)} characters, expected at most {_MAX_BLOB}'
+    return None if _b64(v) is not None else 'is not base64'
+
+def encode_blob(b: bytes) -> str:
+    "Bytes as a `blob` field value (base64)."
+    return base64.b64encode(b).decode('ascii')
+
+def decode_blob(v: str) -> bytes:
+    "The bytes of a `blob` field value; StreamError if it is not one."
+    why = _blob_problem(v)
+    if why is not None: raise StreamError(f'not a blob: {why}')
+    return _b64(v)
 
 # %% ../nbs/06_messages.ipynb #254bcbee
 _NARROW = {'packet_id': dict(lo=0), 'timestamp': dict(lo=0, optional=False), 'sector': dict(lo=0),
@@ -152,6 +226,58 @@ EVENT_FIELDS: tuple[MessageField, ...] = (
     MessageField('session_time', 'int', 's', 'time since the session started', 0, _I32),
 )
 
+_F32 = float(np.finfo(np.float32).max)
+_I53 = 2**53  # sequence numbers: exact in any JSON reader
+MAX_BATCH = 100_000  # most transitions in one rl-experiences message
+SEVERITIES = ('info', 'warning', 'critical')
+AGENT_FIELDS: tuple[MessageField, ...] = (  # issue 11: the agent topics
+    MessageField('env', 'str', '', 'the environment the worker steps (a gymnasium id, or f1twin replay:<session>)'),
+    MessageField('model_version', 'int', '', 'version of a model (0: none yet, the policy a worker started with)', 0, _I32),
+    MessageField('seq', 'int', '', "sequence number of the batch's first transition within its worker (then +1 each)", 0, _I53),
+    MessageField('n', 'int', '', 'transitions in the batch', 1, MAX_BATCH),
+    MessageField('episode', 'array', '', 'episode of each transition, counted by its worker', 0, _I32, dtype='i4'),
+    MessageField('step', 'array', '', 'step of each transition within its episode', 0, _I32, dtype='i4'),
+    MessageField('obs', 'array', '', 'observation s of each transition (one row each)', -_F32, _F32, dtype='f4', ndim=2),
+    MessageField('action', 'array', '', 'action a taken (for a replay: the human\'s)', -_F32, _F32, dtype='f4', ndim=2),
+    MessageField('reward', 'array', '', 'reward r', -_F32, _F32, dtype='f4'),
+    MessageField('next_obs', 'array', '', "observation s' after the step", -_F32, _F32, dtype='f4', ndim=2),
+    MessageField('terminated', 'array', '', '1 where the episode ended (a terminal state)', 0, 1, dtype='u1'),
+    MessageField('truncated', 'array', '', '1 where the episode was cut (time limit, end of a recording)', 0, 1, dtype='u1'),
+    MessageField('model_id', 'str', '', 'name of a model: the trainer publishes its versions under it'),
+    MessageField('model_kind', 'str', '', 'what its weights are (e.g. mlp): how a worker builds the policy'),
+    MessageField('weights', 'blob', '', 'the weights: a safetensors file (arrays and a JSON header; never pickle)'),
+    MessageField('sha256', 'str', '', 'SHA-256 of the weights, hex'),
+    MessageField('transitions', 'int', '', 'transitions taken in so far', 0, _I53),
+    MessageField('loss', 'float', '', 'training loss of the last updates (mean squared error, scaled actions)', 0, 1e30, optional=True),
+    MessageField('val_error', 'floats', '', 'validation error per action (mean absolute, in its unit)', 0, 1e30, optional=True),
+    MessageField('action_names', 'strs', '', 'names of the actions, in order'),
+    MessageField('ingest_rate', 'float', '1/s', 'transitions taken into the replay buffer per second', 0, 1e12),
+    MessageField('buffer_fill', 'float', '', 'share of the replay buffer filled, 0..1', 0, 1),
+    MessageField('duplicates', 'int', '', 'transitions dropped as already seen (same worker and sequence)', 0, _I53),
+    MessageField('updates', 'int', '', 'training updates done so far', 0, _I53),
+    MessageField('workers', 'strs', '', 'the workers heard from'),
+    MessageField('worker_transitions', 'ints', '', 'transitions taken from each worker, in the order of `workers`', 0, _I53),
+    MessageField('worker_versions', 'ints', '', 'the model version each worker last ran, in the order of `workers`', 0, _I32),
+    MessageField('ai_throttle', 'float', '', "the model's throttle, 0..1", 0, 1),
+    MessageField('ai_brake', 'float', '', "the model's brake, 0..1", 0, 1),
+    MessageField('ai_steering', 'float', 'rad', "the model's steering, as AC reports steering", -_F32, _F32),
+    MessageField('action_error', 'float', '', "distance between the model's and the human's action (throttle, brake, "
+                 'steering as a share of its range): mean absolute', 0, 1e30, optional=True),
+    MessageField('latency_ms', 'float', 'ms', 'inference time of the decision', 0, 1e9),
+    MessageField('part', 'str', '', "what a performance message covers: 'lap', or a sector 's1', 's2', ..."),
+    MessageField('time_ms', 'int', 'ms', "the human's time of that lap or sector, as timed by the game", 0, _I32),
+    MessageField('samples', 'int', '', 'telemetry samples compared', 0, _I53),
+    MessageField('throttle_error', 'float', '', "mean absolute throttle difference, model against human", 0, 1, optional=True),
+    MessageField('brake_error', 'float', '', "mean absolute brake difference, model against human", 0, 1, optional=True),
+    MessageField('steering_error', 'float', 'rad', "mean absolute steering difference, model against human", 0, 1e30, optional=True),
+    MessageField('agreement', 'float', '', "share of samples where the model's action was within tolerance of the human's", 0, 1, optional=True),
+    MessageField('time_s', 'float', 's', 'time in the session (session_time_s)', 0, 1e12),
+    MessageField('lap', 'int', '', 'the lap it happened in (0: before the first line crossing)', 0, _I32, optional=True),
+    MessageField('kind', 'str', '', 'what kind of anomaly (a data gap, a spin, model drift, ...)'),
+    MessageField('severity', 'str', '', 'how bad: info, warning or critical', choices=SEVERITIES),
+    MessageField('detail', 'str', '', 'what was seen, in words'),
+)
+
 def _declare(*groups) -> dict[str, MessageField]:
     out = {}
     for f in (f for g in groups for f in g):
@@ -159,7 +285,7 @@ def _declare(*groups) -> dict[str, MessageField]:
         out[f.name] = f
     return out
 
-MESSAGE_FIELDS: dict[str, MessageField] = _declare(map(_record_field, TELEMETRY_FIELDS), EVENT_FIELDS)
+MESSAGE_FIELDS: dict[str, MessageField] = _declare(map(_record_field, TELEMETRY_FIELDS), EVENT_FIELDS, AGENT_FIELDS)
 
 def topic_fields(topic: TopicSpec) -> tuple[MessageField, ...]:
     "The declared fields of `topic`'s messages, in its spec's order; StreamError naming any undeclared one."
@@ -245,6 +371,7 @@ class MessageCounts:
     def __init__(self):
         self.counts = {'messages': 0, 'filtered': 0, 'malformed': 0, 'foreign': 0, 'invalid': 0}
         self.invalid: dict[tuple[str, str], int] = {}
+        self.by_topic: dict[tuple[str, str], int] = {}  # (topic, reason) -> messages skipped
         self._said: set = set()
 
     def take(self, raw, topic: TopicSpec | str | None, name: str | None = None) -> dict | None:
@@ -260,6 +387,7 @@ class MessageCounts:
         "Count a message skipped for `reason` on `topic` (with (field, why) for an invalid one)."
         if topic is not None and not isinstance(topic, str): topic = repr(topic)
         self.counts[reason] = self.counts.get(reason, 0) + 1
+        self.by_topic[(topic, reason)] = self.by_topic.get((topic, reason), 0) + 1
         field = problem[0] if problem and reason == 'invalid' else ''
         if reason == 'invalid': self.invalid[(topic, field)] = self.invalid.get((topic, field), 0) + 1
         if (reason, topic, field) not in self._said:

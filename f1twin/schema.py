@@ -9,8 +9,10 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['TELEMETRY_FIELDS', 'COLUMNS', 'DTYPES', 'SCHEMA_VERSION', 'HOUR_MS', 'TELEMETRY_LIVE', 'LAP_EVENTS', 'SECTOR_TIMES',
-           'SESSION_STATS', 'TOPICS', 'Field', 'fields_table', 'F1twinError', 'SchemaError', 'empty_record', 'conform',
-           'SessionMeta', 'TopicSpec', 'message_key']
+           'SESSION_STATS', 'TELEMETRY_TOPICS', 'AGENT_RETENTION_MS', 'RL_EXPERIENCES', 'MODEL_UPDATES',
+           'TRAINING_METRICS', 'AI_DECISIONS', 'PERFORMANCE_METRICS', 'ANOMALY_DETECTION', 'AGENT_TOPICS', 'TOPICS',
+           'Field', 'fields_table', 'F1twinError', 'SchemaError', 'empty_record', 'conform', 'SessionMeta', 'TopicSpec',
+           'message_key']
 
 # %% ../nbs/00_schema.ipynb #72a797df
 @dataclass(frozen=True)
@@ -145,13 +147,18 @@ HOUR_MS = 3_600_000
 
 @dataclass(frozen=True)
 class TopicSpec:
-    "A Kafka topic of the design: name, retention, partitions, and the fields of its messages."
+    "A Kafka topic of the design: name, retention, partitions, the fields of its messages, its key and topic configs."
     name: str
     retention_ms: int
     rate: str
     fields: tuple[str, ...]
     partitions: int = 3
     doc: str = ''
+    key: str = 'car_id/session_id'  # what the Kafka key of its messages is (see `message_key`)
+    configs: tuple[tuple[str, str], ...] = ()  # other topic configs set at creation, e.g. (('cleanup.policy', 'compact'),)
+
+    @property
+    def compacted(self) -> bool: return dict(self.configs).get('cleanup.policy', '') == 'compact'
 
 TELEMETRY_LIVE = TopicSpec('ac-telemetry-live', 1 * HOUR_MS, '10 Hz or more',
     ('session_id', 'car_id', 'packet_id', 'timestamp', 'speed_kmh', 'rpm', 'throttle', 'brake', 'steering', 'gear',
@@ -167,8 +174,40 @@ SECTOR_TIMES = TopicSpec('ac-sector-times', 24 * HOUR_MS, 'per sector',
 SESSION_STATS = TopicSpec('ac-session-stats', 6 * HOUR_MS, 'every 5 s',
     ('session_id', 'car_id', 'timestamp', 'avg_speed', 'max_speed', 'total_distance', 'current_lap', 'session_time'),
     doc='aggregated statistics of the session so far')
-TOPICS: dict[str, TopicSpec] = {t.name: t for t in (TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS)}
+TELEMETRY_TOPICS: dict[str, TopicSpec] = {t.name: t for t in (TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS)}
 
 def message_key(car_id: str, session_id: str) -> bytes:
     "The Kafka key of every f1twin message: `car_id/session_id`, UTF-8."
     return f'{car_id}/{session_id}'.encode()
+
+# %% ../nbs/00_schema.ipynb #90243df5
+AGENT_RETENTION_MS = 6 * HOUR_MS
+RL_EXPERIENCES = TopicSpec('rl-experiences', AGENT_RETENTION_MS, 'batches of transitions, a few a second per worker',
+    ('session_id', 'car_id', 'timestamp', 'env', 'model_version', 'seq', 'n', 'episode', 'step', 'obs', 'action',
+     'reward', 'next_obs', 'terminated', 'truncated'), partitions=6, key='car_id/session_id: worker/run',
+    doc="transitions (s, a, r, s') of one worker, columnar, with episode, step and sequence numbers")
+MODEL_UPDATES = TopicSpec('model-updates', 7 * 24 * HOUR_MS, 'a new model every second or so',
+    ('session_id', 'car_id', 'timestamp', 'model_id', 'model_version', 'model_kind', 'weights', 'sha256',
+     'transitions'), partitions=1, key='car_id/session_id: trainer/run',
+    configs=(('cleanup.policy', 'compact'), ('segment.ms', str(10 * 60_000)), ('min.cleanable.dirty.ratio', '0.1'),
+             ('max.message.bytes', str(1_048_576))),
+    doc='the weights of a model (safetensors), with version, trainer and checksum; compacted: the newest stays')
+TRAINING_METRICS = TopicSpec('training-metrics', 24 * HOUR_MS, 'every second',
+    ('session_id', 'car_id', 'timestamp', 'model_id', 'model_version', 'loss', 'val_error', 'action_names',
+     'ingest_rate', 'buffer_fill', 'transitions', 'duplicates', 'updates', 'workers', 'worker_transitions',
+     'worker_versions'), key='car_id/session_id: trainer/run',
+    doc='loss, validation error per action, ingest rate, buffer fill, model version, per worker contribution')
+AI_DECISIONS = TopicSpec('ai-decisions', 1 * HOUR_MS, 'like live telemetry',
+    ('session_id', 'car_id', 'timestamp', 'packet_id', 'model_id', 'model_version', 'throttle', 'brake', 'steering',
+     'ai_throttle', 'ai_brake', 'ai_steering', 'action_error', 'latency_ms'),
+    doc="what the model would do, next to what the human did, with the model's version and inference latency")
+PERFORMANCE_METRICS = TopicSpec('performance-metrics', 24 * HOUR_MS, 'per lap and per sector',
+    ('session_id', 'car_id', 'timestamp', 'model_id', 'model_version', 'lap_number', 'part', 'time_ms', 'samples',
+     'throttle_error', 'brake_error', 'steering_error', 'action_error', 'agreement'),
+    doc="per lap and sector: the human's time (as the game timed it) and the model's agreement with the human")
+ANOMALY_DETECTION = TopicSpec('anomaly-detection', 24 * HOUR_MS, 'when something unusual happens',
+    ('session_id', 'car_id', 'timestamp', 'time_s', 'lap', 'kind', 'severity', 'detail'),
+    doc='unusual behaviour of the car, the data or the model: time, lap, kind, severity, detail')
+AGENT_TOPICS: dict[str, TopicSpec] = {t.name: t for t in (RL_EXPERIENCES, MODEL_UPDATES, TRAINING_METRICS, AI_DECISIONS,
+                                                          PERFORMANCE_METRICS, ANOMALY_DETECTION)}
+TOPICS: dict[str, TopicSpec] = {**TELEMETRY_TOPICS, **AGENT_TOPICS}  # all ten

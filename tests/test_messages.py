@@ -10,7 +10,7 @@ from f1twin.events import MemoryFeed, replay
 from f1twin.io import load_session, sample_session_path
 from f1twin.messages import (MESSAGE_FIELDS, MessageCounts, StreamError, check_message, decode_message, encode_message,
                              read_message, topic_fields)
-from f1twin.schema import LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, TELEMETRY_LIVE, TOPICS, TopicSpec
+from f1twin.schema import LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, TELEMETRY_LIVE, TELEMETRY_TOPICS, TOPICS, TopicSpec
 from conftest import ROOT
 
 SESSIONS = [sample_session_path(), ROOT / "data" / "telemetry_2025-09-13_16-18-26.csv"]
@@ -81,8 +81,8 @@ def test_every_field_of_every_topic_is_declared_once():
     assert {f.name: (f.kind, f.unit) for f in topic_fields(LAP_EVENTS) if f.name in ("lap_time_ms", "sector_times")} == {
         "lap_time_ms": ("int", "ms"), "sector_times": ("ints", "ms")}
     # adding a topic is declaring its fields: one with an undeclared field is refused, naming it
-    with pytest.raises(StreamError, match="rl-experiences: field.*reward not declared"):
-        check_message({"reward": 1.0}, TopicSpec("rl-experiences", 1, "", ("session_id", "car_id", "reward")))
+    with pytest.raises(StreamError, match="my-agent-topic: field.*q_value not declared"):
+        check_message({"q_value": 1.0}, TopicSpec("my-agent-topic", 1, "", ("session_id", "car_id", "q_value")))
 
 
 @pytest.mark.parametrize("topic,change,field", [
@@ -132,7 +132,7 @@ def test_every_message_of_both_real_sessions_is_valid():
         got = feed.poll(10**6)
         assert feed.skipped == 0 and feed.invalid == {}, (path, feed.counts, feed.invalid)
         assert len(got) == sum(r.messages.values()) == feed.counts["messages"]
-        assert set(r.messages) == set(TOPICS)
+        assert set(r.messages) == set(TELEMETRY_TOPICS)
         for m in got:
             assert check_message(m, m["_topic"]) is None
 

@@ -1,0 +1,116 @@
+"""Experiences (issue 11): the replay environment, the worker API (also on gymnasium's Pendulum), columnar batches,
+the replay buffer (ring, sampling, duplicates) and the consumer group feeding it, on the real broker."""
+import time
+import uuid
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from f1twin.experiences import (ACTION_NAMES, AgentTopics, ExperienceFeed, KafkaBus, MemoryBus, ReplayBuffer, ReplayEnv,
+                                TrackModel, Worker, batch_message, read_batch, BatchError)
+from f1twin.io import load_session, sample_session_path
+from f1twin.laps import prepare_session
+from f1twin.messages import read_message, encode_message
+
+
+@pytest.fixture(scope='module')
+def session():
+    return prepare_session(load_session(sample_session_path()))
+
+
+@pytest.fixture(scope='module')
+def track(session):
+    return TrackModel.from_session(session)
+
+
+def test_replay_env_applies_the_human_and_rewards_progress(session, track):
+    env = ReplayEnv(session, track=track, time_cost=10.0, imitation_weight=2.0, max_steps=50)
+    obs, _ = env.reset(options={'start': 200})
+    human = session[list(ACTION_NAMES)].to_numpy(np.float32)
+    _, r, term, trunc, info = env.step(np.array([0.0, 1.0, 0.0], np.float32))  # full brake where the human did not
+    assert np.array_equal(info['applied_action'], human[200]) and info['action_error'] > 0
+    d, t = session['distance_total'].to_numpy(), session['session_time_s'].to_numpy()
+    assert r == pytest.approx((d[201] - d[200]) - 10.0 * (t[201] - t[200]) - 2.0 * info['action_error'], rel=1e-5)
+    n = 1
+    while not trunc: _, _, term, trunc, _ = env.step(env.human_action()); n += 1
+    assert n == 50 and not term
+    with pytest.raises(Exception, match='start'): env.reset(options={'start': 10**6})
+
+
+def test_worker_on_pendulum_publishes_columnar_batches():
+    """The worker API is not tied to f1twin's environment: gymnasium's Pendulum, random actions."""
+    bus = MemoryBus(AgentTopics())
+    w = Worker(gym.make('Pendulum-v1'), None, bus.publish, worker_id='p', run_id='r', batch_size=64)
+    st = w.run(300)
+    msgs = bus.reader('rl-experiences').poll()
+    assert st.transitions == 300 and [m['n'] for m in msgs] == [64] * 4 + [44] and bus.counts['invalid'] == 0
+    b = [read_batch(m) for m in msgs]
+    assert [x.seq for x in b] == [0, 64, 128, 192, 256] and b[0].obs.shape == (64, 3) and b[0].action.shape == (64, 1)
+    assert np.concatenate([x.truncated for x in b]).nonzero()[0].tolist() == [199]
+    assert np.array_equal(np.concatenate([x.next_obs for x in b])[:199], np.concatenate([x.obs for x in b])[1:200])
+
+
+def test_a_batch_that_does_not_fit_together_is_refused():
+    cols = {'episode': np.zeros(4, np.int32), 'step': np.arange(4, dtype=np.int32), 'obs': np.zeros((4, 2), np.float32),
+            'action': np.zeros((4, 1), np.float32), 'reward': np.zeros(4, np.float32), 'next_obs': np.zeros((4, 2), np.float32),
+            'terminated': np.zeros(4, np.uint8), 'truncated': np.zeros(4, np.uint8)}
+    msg = batch_message(cols, 4, worker_id='w', run_id='r', env_id='e', model_version=0, seq=0)
+    ok = read_message(encode_message(msg), 'rl-experiences')[0]
+    assert read_batch(ok).n == 4
+    bad = read_message(encode_message({**msg, 'n': 3}), 'rl-experiences')[0]
+    with pytest.raises(BatchError, match='n=3'): read_batch(bad)
+    nan = {**cols, 'reward': np.array([0, np.nan, 0, 0], np.float32)}
+    assert read_message(encode_message(batch_message(nan, 4, worker_id='w', run_id='r', env_id='e', model_version=0, seq=0)),
+                        'rl-experiences')[1:] == ('invalid', ('reward', 'has a value that is not finite'))
+
+
+def _batches(session, track, n=1000, size=100):
+    bus = MemoryBus(AgentTopics())
+    Worker(ReplayEnv(session, track=track), None, bus.publish, worker_id='w1', run_id='r', batch_size=size).run(n)
+    return [read_batch(m) for m in bus.reader('rl-experiences').poll(10**5)]
+
+
+def test_buffer_ring_sampling_and_duplicates(session, track):
+    b = _batches(session, track)
+    buf = ReplayBuffer(500, val_every=10)
+    for x in b: buf.add(x)
+    assert buf.total == 1000 and buf.train.size == 500 and buf.held.size == 50, 'the newest kept, held-out apart'
+    kept = np.sort(buf.train.data['seq'])
+    assert kept[0] > 400 and kept[-1] == 999 and (kept % 10 != 0).all()
+    for x in b[:3]: buf.add(x)
+    assert buf.duplicates == 300 and buf.total == 1000 and buf.per_worker == {'w1': 1000}
+    s = buf.sample(10_000)
+    assert s['obs'].shape == (10_000, 11) and set(np.unique(s['seq'])) <= set(buf.train.data['seq'])
+    # a batch repeating part of itself and overlapping the seen ones: only the new sequence numbers count
+    from dataclasses import replace
+    mixed = replace(b[0], seq=995, episode=b[0].episode, step=b[0].step)
+    assert buf.add(mixed) == 95
+
+
+@pytest.mark.kafka
+def test_group_feed_commits_after_the_buffer_and_resumes_without_double_counting(kafka_bootstrap, session, track):
+    """On the real broker: transitions into the buffer, offsets committed with the bookmark; the same batches sent
+    again and a restarted member (new process in real life: a new buffer) counts none of them twice."""
+    topics = AgentTopics.suffixed(f'exp-{uuid.uuid4().hex[:8]}')
+    with KafkaBus(kafka_bootstrap, topics) as bus:
+        for wid in ('w1', 'w2'):
+            Worker(ReplayEnv(session, track=track), None, bus.publish, worker_id=wid, run_id='r1',
+                   topic=topics.experiences, batch_size=128).run(500)
+        assert bus.flush(20)
+        first = ExperienceFeed(bus, ReplayBuffer(10_000), topic=topics.experiences, group_id='g', run_id='r1', instance_id='t')
+        assert first.drain(30) and first.buffer.per_worker == {'w1': 500, 'w2': 500}
+        committed = first.group.committed()
+        assert committed and all(note for _, note in committed.values())
+        first.close()
+        msgs = []
+        with bus.reader(topics.experiences) as r:
+            deadline = time.monotonic() + 20
+            while len(msgs) < 8 and time.monotonic() < deadline: msgs += r.poll(100, timeout_ms=200)
+        for m in msgs[:4]:
+            bus.publish(topics.experiences.name, m['_key'].encode(), {k: v for k, v in m.items() if not k.startswith('_')})
+        assert bus.flush(20)
+        again = ExperienceFeed(bus, ReplayBuffer(10_000), topic=topics.experiences, group_id='g', run_id='r1', instance_id='t')
+        assert again.drain(30)
+        assert again.buffer.per_worker == {'w1': 500, 'w2': 500} and again.buffer.total == 0 and again.buffer.duplicates == sum(m['n'] for m in msgs[:4])
+        again.close()
