@@ -95,8 +95,9 @@ def _monitor(cfg: dict, bus, topics):
     def feed(msgs):
         live = [m for m in msgs if m.get('_topic') == 'ac-telemetry-live']
         if not live: return
-        events = mon.update(live) if hasattr(mon, 'update') else mon.feed(live)
-        publish_anomalies(events, lambda t, k, v: bus.publish(topics.anomalies.name, k, v))
+        events = mon.update(live)
+        publish_anomalies(events, lambda t, k, v: bus.publish(topics.anomalies.name, k, v),
+                          car_id=str(live[-1].get('car_id', 'local')), session_id=str(live[-1].get('session_id', '')))
     return feed, 'running'
 
 # %% ../nbs/19b_agents.ipynb #14dc3dea

@@ -4,13 +4,13 @@
 
 # %% ../nbs/20_anomalies.ipynb #9ff329f8
 from __future__ import annotations
-import math
+import math, time
 from collections import deque
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from .schema import F1twinError, TOPICS, message_key
-from .laprules import restarts, lap_starts, format_lap_time
+from .laprules import LapRule, restarts, lap_starts, format_lap_time
 from .laps import lap_bounds, lap_table
 
 # %% auto #0
@@ -748,7 +748,7 @@ class _MonitorState:
     buffered: int = 0
     grip_top: float = -np.inf
     steer_top: float = 0.0
-    t0: float | None = None  # first wall-clock time, for records without a session clock
+    rule: LapRule | None = None  # the game's session clock, for records without one (live messages)
 
 # %% ../nbs/20_anomalies.ipynb #89f2938b
 def _new_lap(f: dict, i: int, index: int) -> dict:
@@ -904,11 +904,20 @@ def _keep_tail(f: dict) -> dict:
     t = f['session_time_s']
     return _rows(f, min(int(np.searchsorted(t, t[-1] - TAIL_S, side='left')), max(len(t) - TAIL_ROWS, 0)))
 
+def _game_clock(st: _MonitorState, batch: dict) -> np.ndarray:
+    "The session clock (s) of a batch of live records, from the game's lap clock (`laprules.LapRule`), across batches."
+    if st.rule is None: st.rule = LapRule()
+    cols = [np.nan_to_num(batch[c]).astype(np.int64) for c in ('completed_laps', 'current_lap_time_ms', 'last_lap_time_ms')]
+    out = np.empty(len(cols[0]))
+    for i, (done, clock, last) in enumerate(zip(*cols)):  # one step per record: the scalar lap rule
+        out[i] = st.rule.step({'completed_laps': done, 'current_lap_time_ms': clock, 'last_lap_time_ms': last,
+                               'sector': 0, 'last_sector_time_ms': 0}).time_ms / 1000
+    return out
+
 def _live_batch(st: _MonitorState, batch: dict) -> list[pd.DataFrame]:
     "All live detectors over one batch of one run."
-    if np.isnan(batch['session_time_s']).all():  # live messages carry the wall clock only
-        st.t0 = batch['timestamp'][0] if st.t0 is None else st.t0
-        batch['session_time_s'] = batch['timestamp'] - st.t0
+    if np.isnan(batch['session_time_s']).all():  # live messages carry no session clock: the game's, from its lap clock
+        batch['session_time_s'] = _game_clock(st, batch)
     n0 = 0 if st.tail is None else len(st.tail['session_time_s'])
     f = batch if st.tail is None else _cat({c: st.tail[c] for c in batch}, batch)
     out = _live_laps(st, f, n0) + _live_values(st, f, n0) + _live_stale(st, f, n0)
@@ -978,8 +987,10 @@ MESSAGE_FIELDS = ('time_s', 'lap', 'kind', 'severity', 'detail', 'car_id', 'sess
 
 def anomaly_messages(events: pd.DataFrame, car_id: str, session_id: str) -> list[dict]:
     "The `anomaly-detection` message of each event: MESSAGE_FIELDS, as plain Python values."
+    now = time.time()  # the envelope's timestamp: when the alert was raised
     return [{'time_s': float(r.time_s), 'lap': int(r.lap), 'kind': str(r.kind), 'severity': str(r.severity),
-             'detail': str(r.detail), 'car_id': car_id, 'session_id': session_id} for r in events.itertuples()]
+             'detail': str(r.detail), 'car_id': car_id, 'session_id': session_id, 'timestamp': now}
+            for r in events.itertuples()]
 
 def publish_anomalies(events: pd.DataFrame, publish, car_id: str = 'local', session_id: str = '',
                       topic: str = ANOMALY_TOPIC) -> int:

@@ -8,7 +8,7 @@ import math, numbers
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from fastcore.basics import patch
-from .schema import TELEMETRY_FIELDS, TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS
+from .schema import TELEMETRY_FIELDS, TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, ANOMALY_DETECTION
 
 # %% auto #0
 __all__ = ['FIELD_KINDS', 'TOPIC_FIELDS', 'TOPIC_NAMES', 'REQUIRED', 'TOP_AVERAGE_KMH', 'TOLERANCE_MS', 'check_fields', 'Seen',
@@ -21,15 +21,17 @@ _KINDS = {'float32': ('n', -3.4e38, 3.4e38), 'float64': ('n', -1.7e308, 1.7e308)
 _EVENT_DTYPES = {'lap_number': 'int32', 'lap_time_ms': 'int32', 'best_lap': 'bool', 'sector_time_ms': 'int32',
                  'best_sector': 'bool', 'avg_speed': 'float64', 'max_speed': 'float64', 'total_distance': 'float64',
                  'current_lap': 'int32', 'session_time': 'float64', '_timestamp_ms': 'int64', '_partition': 'int64',
-                 '_offset': 'int64', '_topic': 'category', '_key': 'category'}
+                 '_offset': 'int64', '_topic': 'category', '_key': 'category', 'time_s': 'float64', 'lap': 'int32',
+                 'kind': 'category', 'severity': 'category'}
 FIELD_KINDS: dict[str, tuple] = {**{f.name: _KINDS[f.dtype] for f in TELEMETRY_FIELDS},
                                  **{k: _KINDS[v] for k, v in _EVENT_DTYPES.items()},
-                                 'sector_times': ('l',) + _KINDS['int32'][1:]}
+                                 'sector_times': ('l',) + _KINDS['int32'][1:], 'detail': ('s', 0, 2000)}
 _META = ('_topic', '_key', '_timestamp_ms')  # what a feed adds to each message and the model reads
 TOPIC_FIELDS = {TELEMETRY_LIVE.name: TELEMETRY_LIVE.fields + ('last_sector_time_ms',) + _META,  # the lap rule reads it
-                **{t.name: t.fields + _META for t in (LAP_EVENTS, SECTOR_TIMES, SESSION_STATS)}}
+                **{t.name: t.fields + _META for t in (LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, ANOMALY_DETECTION)}}
 TOPIC_NAMES = frozenset(TOPIC_FIELDS)
-REQUIRED = {LAP_EVENTS.name: ('lap_number', 'lap_time_ms'), SECTOR_TIMES.name: ('lap_number', 'sector', 'sector_time_ms')}
+REQUIRED = {LAP_EVENTS.name: ('lap_number', 'lap_time_ms'), SECTOR_TIMES.name: ('lap_number', 'sector', 'sector_time_ms'),
+            ANOMALY_DETECTION.name: ('kind', 'severity', 'detail')}
 
 # %% ../nbs/07a_checks.ipynb #c5d70f3d
 def _fits(kind: tuple, v) -> bool:

@@ -209,10 +209,11 @@ class MemoryFeed:
     def __exit__(self, *exc): self.close()
 
 def file_feed(df, speed: float = 1.0, car_id: str | None = None, live_hz: float | None = None,
-              maxlen: int = 100_000) -> MemoryFeed:
-    "A MemoryFeed filled by a background replay of a recorded session (no broker involved)."
+              maxlen: int = 100_000, wrap=None) -> MemoryFeed:
+    "A MemoryFeed filled by a background replay of a recorded session (no broker involved); `wrap(publish)` may add to it."
     feed = MemoryFeed(maxlen)
-    def run(): feed.result = replay(df, feed.publish, speed=speed, car_id=car_id, live_hz=live_hz, stop=feed._stop)
+    publish = feed.publish if wrap is None else wrap(feed.publish)  # e.g. an anomaly monitor publishing alerts too
+    def run(): feed.result = replay(df, publish, speed=speed, car_id=car_id, live_hz=live_hz, stop=feed._stop)
     feed._thread = threading.Thread(target=run, name='f1twin-file-feed', daemon=True)
     feed._thread.start()
     return feed

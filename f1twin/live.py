@@ -8,20 +8,21 @@ import gc, logging, math, os, threading, time, warnings
 from collections import deque
 import numpy as np
 from fastcore.basics import patch
-from .schema import F1twinError, TOPICS
+from .schema import F1twinError, TELEMETRY_LIVE, ANOMALY_DETECTION
 from .circuit import Orientation, fit_orientation, track_marks
-from .panel import (LiveError, METRICS, GREEN, YELLOW, RED, PanelModel as _PanelModel, display_numbers,
-                          metric_values as _metric_values, metric_html, sector_table_html as _sector_table_html)
+from .panel import LiveError, PanelModel as _PanelModel, PANEL_TOPICS
+from .frame import (METRICS, GREEN, YELLOW, RED, display_numbers, metric_values as _metric_values, metric_html,
+                          sector_table_html as _sector_table_html, alerts_html)
 
 _log = logging.getLogger('f1twin.live')
 
 # %% auto #0
-__all__ = ['NO_G_TEXT', 'G_TITLES', 'quiet_figure', 'frame_clock', 'map_figure', 'gauges_figure', 'series_figure', 'status_html',
-           'LivePanel']
+__all__ = ['NO_G_TEXT', 'G_TITLES', 'ALERT_BATCH', 'quiet_figure', 'frame_clock', 'map_figure', 'gauges_figure', 'series_figure',
+           'status_html', 'LivePanel', 'with_alerts']
 
 # %% ../nbs/22_live.ipynb #231c331b
-_MOVED = {'CarState': 'f1twin.panel', 'PanelModel': 'f1twin.panel', 'metric_values': 'f1twin.panel',
-          'sector_table_html': 'f1twin.panel'}
+_MOVED = {'CarState': 'f1twin.panel', 'PanelModel': 'f1twin.panel', 'metric_values': 'f1twin.frame',
+          'sector_table_html': 'f1twin.frame'}
 
 def __getattr__(name):
     "The model's names, moved to `f1twin.panel`, stay importable from here with a DeprecationWarning."
@@ -201,14 +202,16 @@ def _build(self: LivePanel):
     self._map, self._gauges, self._series = map_figure(), gauges_figure(), series_figure(self.window_s)
     self._clock = frame_clock()
     self._sectors = w.HTML(_sector_table_html(None))
+    self._alerts = w.HTML(alerts_html(None), layout=w.Layout(margin='0 0 0 24px'))
     for wdg, cls in ((self._status, 'status'), (self._start_btn, 'start'), (self._stop_btn, 'stop'), (self._car, 'car'),
-                     (self._map, 'map'), (self._gauges, 'gauges'), (self._series, 'series'), (self._sectors, 'sectors')):
+                     (self._map, 'map'), (self._gauges, 'gauges'), (self._series, 'series'), (self._sectors, 'sectors'),
+                     (self._alerts, 'alerts-box')):
         wdg.add_class(f'f1twin-{cls}')
     title = w.HTML('<b style="font-size:1.2em;white-space:nowrap">f1twin live</b>', layout=w.Layout(margin='0 16px 0 0'))
     self._root = w.VBox([
         w.HBox([title, self._start_btn, self._stop_btn, self._car, self._status], layout=w.Layout(align_items='center')),
         w.HBox(list(self._metrics.values()), layout=w.Layout(flex_flow='row wrap')),
-        w.HBox([self._map, self._gauges]), self._series, self._sectors, self._clock])
+        w.HBox([self._map, self._gauges]), self._series, w.HBox([self._sectors, self._alerts]), self._clock])
     self._root.add_class('f1twin-panel')
 
 @patch
@@ -350,6 +353,7 @@ def redraw(self: LivePanel, force: bool = False) -> bool:
         self._draw_map(snap)
         self._draw_series(snap)
         self._sectors.value = _sector_table_html(snap)
+        self._alerts.value = alerts_html(snap)
         self._clock.frame += 1  # after every update of the frame: seen, they have all been handled
         self._sent_at = time.monotonic()
         self.frames += 1
@@ -435,29 +439,47 @@ def close(self: LivePanel):
     self.stop()
     if self.feed is not None and hasattr(self.feed, 'close'): self.feed.close()
 
+# %% ../nbs/22_live.ipynb #e7e4435e
+ALERT_BATCH = 50  # live samples the anomaly monitor looks at together (it costs a few ms a call)
+
+def with_alerts(publish):
+    "`publish` that also runs `anomalies.AnomalyMonitor` over the live telemetry it sends and publishes its alerts."
+    from f1twin.anomalies import AnomalyMonitor, anomaly_messages
+    monitor, batch = AnomalyMonitor(), []
+    def send(topic, key, value):
+        ok = publish(topic, key, value)
+        if topic == TELEMETRY_LIVE.name:
+            batch.append(value)
+            if len(batch) >= ALERT_BATCH:
+                found = monitor.update(batch)
+                for m in anomaly_messages(found, value['car_id'], value['session_id']): publish(ANOMALY_DETECTION.name, key, m)
+                batch.clear()
+        return ok
+    return send
+
 # %% ../nbs/22_live.ipynb #4ffced8e
 @patch(cls_method=True)
 def from_file(cls: LivePanel, path_or_df, *, speed: float = 1.0, car_id: str | None = None,
-              live_hz: float | None = None, **kw) -> LivePanel:
+              live_hz: float | None = None, alerts: bool = True, **kw) -> LivePanel:
     "A panel replaying a recorded session (a path or a `load_session` frame) at `speed` times real time; no broker."
     from f1twin.io import load_session
-    from f1twin.stream import file_feed
+    from f1twin.events import file_feed
     if not (isinstance(speed, (int, float)) and speed > 0): raise LiveError(f'speed must be a positive factor, got {speed!r}')
     df = path_or_df if hasattr(path_or_df, 'columns') else load_session(path_or_df)
     name = (os.path.basename(str(path_or_df)) if not hasattr(path_or_df, 'columns')
             else df.attrs.get('f1twin', {}).get('session_id', 'session'))
     kw.setdefault('track', df)
-    make = lambda: file_feed(df, speed=speed, car_id=car_id, live_hz=live_hz)
+    make = lambda: file_feed(df, speed=speed, car_id=car_id, live_hz=live_hz, wrap=with_alerts if alerts else None)
     return cls(make, source=f'file {name} x{speed:g}', **kw)
 
 @patch(cls_method=True)
 def from_kafka(cls: LivePanel, bootstrap, *, car_id: str | None = None, start='latest', security: dict | None = None,
                track=None, **kw) -> LivePanel:
     "A panel reading the f1twin topics from Kafka at `bootstrap` (from `start`); `track`: a session to draw the circuit from."
-    from f1twin.stream import TopicReader
+    from f1twin.kafka_read import TopicReader
     if isinstance(track, (str, os.PathLike)):
         from f1twin.io import load_session
         track = load_session(track)  # a bad path fails here, before any connection
-    reader = TopicReader(bootstrap, list(TOPICS), start=start, car_id=car_id, security=security, client_id='f1twin-live')
+    reader = TopicReader(bootstrap, list(PANEL_TOPICS), start=start, car_id=car_id, security=security, client_id='f1twin-live')
     try: return cls(reader, car_id=car_id, source=f'Kafka {bootstrap}', track=track, **kw)
     except BaseException: reader.close(); raise

@@ -7,16 +7,15 @@ from __future__ import annotations
 import bisect, logging, math, threading, time
 from collections import OrderedDict, deque
 from fastcore.basics import patch
-from .schema import F1twinError, TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS
+from .schema import F1twinError, TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, ANOMALY_DETECTION
 from .laprules import LapRule, LapStep, format_lap_time
 from .checks import EventCheck, TOPIC_NAMES, check_fields, key_mismatch
-from .circuit import gear_label
+
 
 _log = logging.getLogger('f1twin.panel')
 
 # %% auto #0
-__all__ = ['SERIES', 'METRICS', 'PURPLE', 'GREEN', 'YELLOW', 'RED', 'LiveError', 'CarState', 'PanelModel', 'display_numbers',
-           'metric_values', 'metric_html', 'sector_table_html']
+__all__ = ['SERIES', 'ALERTS_KEPT', 'PANEL_TOPICS', 'LiveError', 'CarState', 'PanelModel']
 
 # %% ../nbs/21_panel.ipynb #81f5de84
 class LiveError(F1twinError, ValueError):
@@ -24,6 +23,8 @@ class LiveError(F1twinError, ValueError):
 
 # %% ../nbs/21_panel.ipynb #a28245f2
 SERIES = ('t', 'speed_kmh', 'throttle', 'brake', 'steering', 'g_lat', 'g_lon', 'delta_s')
+
+ALERTS_KEPT = 12  # alerts a car keeps for the panel
 
 class CarState:
     "What the panel knows about one car in one session (one Kafka key); every buffer is bounded."
@@ -39,6 +40,7 @@ class CarState:
         self.outline: tuple[list, list] = ([], [])  # x, z of the track as driven, until it closes
         self.outline_points, self.outline_closed, self._outline_lap = outline_points, False, None
         self.check = EventCheck(key, laps_kept=laps_kept, ignored=ignored)  # lap and sector events, checked
+        self.alerts: deque = deque(maxlen=ALERTS_KEPT)  # the newest anomaly-detection alerts, kept across a restart
         self.reset()
 
     def reset(self):
@@ -144,6 +146,12 @@ def _lap_progress(self: CarState, m: dict, st: LapStep, clock, done, dtot, speed
         self.best_lap = (None, best)
     self._lap_now = done + 1
     for ev in self.check.watch(done + 1, m.get('sector'), clock, st.new_lap): self._use(*ev)
+
+@patch
+def alert(self: CarState, m: dict):
+    "Take a checked `anomaly-detection` message: newest last, the oldest forgotten beyond ALERTS_KEPT."
+    self.alerts.append({k: m.get(k) for k in ('time_s', 'lap', 'kind', 'severity', 'detail')})
+    self.version += 1
 
 @patch
 def event(self: CarState, m: dict, sector: bool = False):
@@ -305,6 +313,8 @@ def car(self: PanelModel, key: str | None = None) -> CarState | None:
 
 # %% ../nbs/21_panel.ipynb #7acea7a7
 _LIVE, _LAPS, _SECTORS, _STATS = TELEMETRY_LIVE.name, LAP_EVENTS.name, SECTOR_TIMES.name, SESSION_STATS.name
+_ALERTS = ANOMALY_DETECTION.name
+PANEL_TOPICS = (_LIVE, _LAPS, _SECTORS, _STATS, _ALERTS)  # what the panel reads (not the agents' experience batches)
 _STATS_FIELDS = tuple(f for f in SESSION_STATS.fields if f not in ('session_id', 'car_id', 'timestamp'))
 
 def _key_of(m: dict) -> str | None:
@@ -333,6 +343,7 @@ def _take(self: PanelModel, m) -> str | None:
     if topic == _LIVE:
         if key_mismatch(m, key): return self._invalid('car_id/session_id')
         self._car(key).telemetry(m)
+    elif topic == _ALERTS: self._car(key).alert(m)
     elif topic == _STATS:
         c = self._car(key)
         c.stats = {k: m.get(k) for k in _STATS_FIELDS}
@@ -421,74 +432,17 @@ def snapshot(self: PanelModel, key: str | None = None) -> dict | None:
             'laps_table': [(lap, ms, dict(c.sectors.get(lap, {}))) for lap, ms in c.lap_times.items()],
             'sectors_now': dict(c.sectors.get(c.completed + 1, {})) if (c.completed + 1) not in c.lap_times else {},
             'best_sectors': dict(c.best_sectors), 'stats': dict(c.stats) if c.stats else None,
+            'alerts': list(c.alerts),
         }
 
-# %% ../nbs/21_panel.ipynb #24d27cef
-METRICS = (('speed', 'Speed', 'km/h'), ('rpm', 'RPM', ''), ('gear', 'Gear', ''), ('lap', 'Lap', ''),
-           ('laptime', 'Lap time', ''), ('last', 'Last lap', ''), ('best', 'Best lap', ''), ('delta', 'Delta', 's'))
-PURPLE, GREEN, YELLOW, RED = '#a24bd6', '#2bb673', '#e0b400', '#d63b3b'
+# %% ../nbs/21_panel.ipynb #6972b17f
+_MOVED = {n: 'f1twin.frame' for n in ('METRICS', 'PURPLE', 'GREEN', 'YELLOW', 'RED', 'display_numbers', 'metric_values',
+                                      'metric_html', 'sector_table_html', 'alerts_html', 'SEVERITY_COLOURS')}
 
-def _whole(v) -> int | None:
-    return None if v is None else int(math.floor(v + 0.5))
-
-def _gear_text(g) -> str:
-    "A gear as the driver reads it (`circuit.gear_label`), '-' when unknown."
-    return '-' if g is None else gear_label(max(int(g), -1))
-
-def display_numbers(snap: dict) -> dict:
-    "Speed and RPM as whole numbers (None: unknown) and the gear's text: what the number row and the gauges show."
-    return {'speed': _whole(snap['speed_kmh']), 'rpm': _whole(snap['rpm']), 'gear': _gear_text(snap['gear'])}
-
-def metric_values(snap: dict | None) -> dict[str, tuple[str, str | None]]:
-    "The number row's texts (and colours) for a snapshot: speed, rpm, gear, lap, laptime, last, best, delta."
-    if snap is None: return {name: ('-', None) for name, _, _ in METRICS}
-    n, d = display_numbers(snap), snap['delta_s']
-    best, last = snap['best_lap'], snap['last_lap']
-    text = lambda v: '-' if v is None else str(v)
-    return {'speed': (text(n['speed']), None), 'rpm': (text(n['rpm']), None), 'gear': (n['gear'], None),
-            'lap': (str(snap['lap']), None), 'laptime': (format_lap_time(snap['lap_time_ms']) or '-', None),
-            'last': (format_lap_time(last[1]) if last else '-', PURPLE if last and best and last[1] == best[1] else None),
-            'best': (format_lap_time(best[1]) if best else '-', None),
-            'delta': ('-' if d is None else f'{d:+.2f}', None if d is None else GREEN if d < 0 else RED)}
-
-# %% ../nbs/21_panel.ipynb #14d8cbf9
-def metric_html(label: str, value: str, unit: str = '', color: str | None = None) -> str:
-    "One metric as HTML: `label` over `value` (and `unit`), the value in `color` when given."
-    style = 'font-size:1.6em;font-weight:600;font-variant-numeric:tabular-nums' + (f';color:{color}' if color else '')
-    unit = f' <span class="f1twin-metric-unit" style="font-size:0.6em;color:#888">{unit}</span>' if unit and value != '-' else ''
-    return (f'<div class="f1twin-metric-label" style="font-size:0.8em;color:#777">{label}</div>'
-            f'<div class="f1twin-metric-value" style="{style}">{value}{unit}</div>')
-
-# %% ../nbs/21_panel.ipynb #1f71c8de
-def _sector_color(ms, was_best, best) -> str | None:
-    if ms is None: return None
-    if best is not None and ms <= best: return PURPLE
-    return GREEN if was_best else YELLOW
-
-_TD = 'padding:2px 10px'
-
-def sector_table_html(snap: dict | None, rows: int = 6) -> str:
-    "The sector table of a snapshot as HTML: lap, sector times and lap time, coloured against personal bests."
-    if snap is None: return '<div class="f1twin-sectors-empty" style="color:#888">no sector times yet</div>'
-    best = snap['best_sectors']
-    n = max([len(best)] + [max(s) + 1 for _, _, s in snap['laps_table'] if s] + [3])
-    head = ''.join(f'<th style="{_TD}">S{i + 1}</th>' for i in range(n))
-    lines = []
-    current = [(snap['laps'] + 1, None, snap['sectors_now'])] if snap['sectors_now'] else []
-    best_lap = snap['best_lap'][1] if snap['best_lap'] else None
-    for lap, ms, secs in (current + snap['laps_table'][::-1])[:rows]:
-        cells = []
-        for i in range(n):
-            t, was = secs.get(i, (None, None))
-            color = _sector_color(t, was, best.get(i))
-            style = f'{_TD};text-align:right' + (f';color:{color}' if color else '')
-            cells.append(f'<td style="{style}">{"%.3f" % (t / 1000) if t else ""}</td>')
-        lap_style = f';color:{PURPLE}' if ms is not None and ms == best_lap else ''
-        lap_txt = format_lap_time(ms) if ms else '(in progress)'
-        lines.append(f'<tr class="f1twin-sector-row" data-lap="{lap}"><td style="{_TD}">{lap}</td>{"".join(cells)}'
-                     f'<td style="{_TD};text-align:right{lap_style}">{lap_txt}</td></tr>')
-    best_row = ''.join(f'<td style="{_TD};text-align:right;color:{PURPLE}">'
-                       f'{"%.3f" % (best[i] / 1000) if i in best else ""}</td>' for i in range(n))
-    return ('<table class="f1twin-sector-table" style="border-collapse:collapse;font-variant-numeric:tabular-nums">'
-            f'<tr><th style="{_TD}">Lap</th>{head}<th style="{_TD}">Lap time</th></tr>' + ''.join(lines)
-            + f'<tr style="border-top:1px solid #ccc"><td style="{_TD}">best</td>{best_row}<td></td></tr></table>')
+def __getattr__(name):
+    "Names that moved to f1twin.frame stay importable from here, with a DeprecationWarning."
+    if name in _MOVED:
+        import importlib, warnings
+        warnings.warn(f'f1twin.panel.{name} moved to {_MOVED[name]}.{name}', DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from f1twin.live import NO_G_TEXT
-from f1twin.panel import GREEN, RED
+from f1twin.frame import GREEN, RED
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / 'tests' / 'artifacts'
@@ -97,6 +97,7 @@ READ = """() => {
     axis_titles: all(series, '.g-ytitle, .g-y2title, .g-y3title, .g-y4title'),
     steering_ticks: all(series, '.yaxislayer-above .y3tick text'),
     annotations: all(series, '.annotation-text'), legend: all(series, '.legendtext'),
+    alerts: all(p, '.f1twin-alert'),
   };
 }"""
 
@@ -154,7 +155,9 @@ def test_live_panel_in_jupyterlab(jupyterlab):
                 if r['steering_ticks'] and max(abs(number(t)) for t in r['steering_ticks']) >= 5: seen['steer'] = r
                 # the delta: green for a gain, red for a loss (the computed colour)
                 if r['delta'] not in (None, '-'): seen['colours'].setdefault(r['delta'][0], (r['delta'], r['delta_color']))
-                return all(k in seen for k in ('moving', 'outline', 'no_g', 'steer')) and seen['outline'] and \
+                # the anomaly monitor's alert, as it happens: the session's data gap in lap 3
+                if any('data gap' in a for a in r['alerts']): seen['alert'] = r['alerts']
+                return all(k in seen for k in ('moving', 'outline', 'no_g', 'steer', 'alert')) and seen['outline'] and \
                     {'-', '+'} <= set(seen['colours'])
             try: poll(page, everything, timeout=150, what='the panel running')
             finally: print(seen)
@@ -165,6 +168,7 @@ def test_live_panel_in_jupyterlab(jupyterlab):
             assert not any('rad' in t for t in steer['axis_titles'])
             colours = seen['colours']
             assert colours['-'][1] == rgb(GREEN) and colours['+'][1] == rgb(RED), colours
+            assert any(a.startswith('info 3:53 lap 3: data gap') for a in seen['alert']), seen['alert']
 
             # Stop: the last frame stays; the number row and the gauges show the same instant
             page.locator('.f1twin-panel .f1twin-stop').first.click()

@@ -11,7 +11,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from f1twin.kafka_admin import ensure_topics
 from f1twin.kafka_publish import KafkaPublisher
 from f1twin.kafka_read import RECONNECT_BACKOFF_MAX_MS, TopicReader, consume
-from f1twin.live import PanelModel
+from f1twin.panel import PanelModel
 from f1twin.messages import META_FIELDS, StreamError, encode_message
 from f1twin.schema import LAP_EVENTS, TELEMETRY_LIVE, message_key
 from conftest import broker_answers, wait_until

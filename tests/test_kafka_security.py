@@ -17,7 +17,7 @@ from f1twin.kafka_admin import check_connection, ensure_topics
 from f1twin.kafka_conn import KafkaAuthError, KafkaSettings
 from f1twin.kafka_publish import KafkaPublisher
 from f1twin.kafka_read import TopicReader
-from f1twin.live import PanelModel
+from f1twin.panel import PanelModel
 from f1twin.schema import LAP_EVENTS, TOPICS
 from f1twin.shm import open_pages
 from conftest import ROOT

@@ -23,7 +23,8 @@ from f1twin import events, kafka_admin, kafka_publish
 from f1twin.circuit import fit_orientation
 from f1twin.io import load_session, sample_session_path
 from f1twin.live import G_TITLES, NO_G_TEXT, LiveError, LivePanel, status_html
-from f1twin.panel import GREEN, RED, PanelModel, display_numbers, metric_values
+from f1twin.frame import GREEN, RED, display_numbers, metric_values
+from f1twin.panel import PanelModel
 from f1twin.schema import TELEMETRY_LIVE, message_key
 from test_panel import check_session_values, circle_messages, replayed
 
@@ -66,13 +67,14 @@ def test_settings_are_checked():
 
 
 def test_the_model_names_still_import_from_live_with_a_warning():
-    import f1twin.panel
-    for name in ("PanelModel", "CarState", "metric_values", "sector_table_html"):
+    import importlib
+    for name, home in (("PanelModel", "f1twin.panel"), ("CarState", "f1twin.panel"), ("metric_values", "f1twin.frame"),
+                       ("sector_table_html", "f1twin.frame")):
         with warnings.catch_warnings(record=True) as said:
             warnings.simplefilter("always")
             got = getattr(__import__("f1twin.live", fromlist=[name]), name)
-        assert got is getattr(f1twin.panel, name)
-        assert said and issubclass(said[0].category, DeprecationWarning) and "f1twin.panel" in str(said[0].message)
+        assert got is getattr(importlib.import_module(home), name)
+        assert said and issubclass(said[0].category, DeprecationWarning) and home in str(said[0].message)
 
 
 def test_no_method_is_attached_after_its_class():
@@ -431,3 +433,24 @@ def test_the_model_imports_no_widgets_and_nothing_imports_kafka():
             "print(a, 'ipywidgets' in sys.modules, any(m.split('.')[0] == 'kafka' for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False", "False"], out
+
+
+def test_a_file_panel_shows_the_anomaly_monitors_alerts_as_they_happen(session):
+    """Issue 11: alerts arrive in the panel as the replay reaches them (the monitor runs beside the replay); the
+    bundled session's one anomaly, the data gap of lap 3, at the game time detect() finds on the file."""
+    from f1twin.anomalies import detect
+    panel = LivePanel.from_file(session, speed=500, autostart=False)
+    try:
+        panel.start()
+        deadline = time.monotonic() + 60
+        while not panel.model.snapshot() or not panel.model.snapshot()['alerts']:
+            assert time.monotonic() < deadline, 'no alert within 60 s'
+            time.sleep(0.05)
+    finally:
+        panel.stop()
+    alert = panel.model.snapshot()['alerts'][0]
+    found = detect(session).iloc[0]
+    assert (alert['kind'], alert['lap'], alert['time_s']) == (found['kind'], found['lap'], pytest.approx(found['time_s'], abs=0.2))
+    assert 'data gap' in panel._alerts.value and 'f1twin-alert' in panel._alerts.value
+    quiet = LivePanel.from_file(session, speed=500, autostart=False, alerts=False)
+    assert 'no alerts' in quiet._alerts.value

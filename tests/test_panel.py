@@ -15,8 +15,8 @@ from f1twin import events
 from f1twin.checks import TOPIC_FIELDS, EventCheck, Seen, check_fields, event_problem, key_mismatch
 from f1twin.io import load_session, sample_session_path
 from f1twin.laprules import LapRule, lap_events
-from f1twin.panel import (GREEN, RED, CarState, PanelModel, display_numbers, metric_html, metric_values,
-                          sector_table_html)
+from f1twin.frame import GREEN, RED, alerts_html, display_numbers, metric_html, metric_values, sector_table_html
+from f1twin.panel import CarState, PanelModel
 from f1twin.schema import LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, TELEMETRY_LIVE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -397,3 +397,20 @@ def test_the_delta_colour_is_in_the_one_style_attribute(messages):
             assert [a for a, _ in attrs].count("style") <= 1, (tag, attrs)
         value = next(attrs for tag, attrs in p.tags if ("class", "f1twin-metric-value") in attrs)
         assert dict(value)["style"].endswith(f"color:{color}")
+
+
+def test_alerts_arrive_checked_and_show_escaped(messages):
+    """anomaly-detection messages: kept per car (the newest few), a hostile one counted invalid, text escaped."""
+    model = PanelModel()
+    model.ingest(messages)
+    key = model.keys[0]
+    car_id, sid = key.split('/')
+    alert = {'_topic': 'anomaly-detection', '_key': key, 'car_id': car_id, 'session_id': sid, 'timestamp': 1.7e9,
+             'time_s': 61.0, 'lap': 1, 'kind': 'spin', 'severity': 'critical', 'detail': '<script>x()</script>'}
+    model.ingest([{**alert, 'time_s': 60.0 + i} for i in range(20)] + [{**alert, 'severity': 10**400}])
+    snap = model.snapshot()
+    assert len(snap['alerts']) == 12 and snap['alerts'][-1]['time_s'] == 79.0
+    assert model.status()['invalid_by'] == {'severity': 1}
+    page = alerts_html(snap)
+    assert page.count('class="f1twin-alert"') == 5 and '<script>' not in page and '&lt;script&gt;' in page
+    assert page.index('1:19') < page.index('1:18'), 'newest first'
