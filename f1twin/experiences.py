@@ -625,10 +625,10 @@ class ExperienceFeed:
 
     @property
     def rate(self) -> float:
-        "Transitions taken in per second over the last few seconds."
-        if len(self._window) < 2: return 0.0
-        span = max(self._window[-1][0] - self._window[0][0], 1e-3)
-        return sum(n for _, n in self._window[1:]) / span
+        "Transitions taken in per second over the last few seconds (a burst counted over at least a second)."
+        if not self._window: return 0.0
+        span = max(time.monotonic() - self._window[0][0], 1.0)
+        return sum(n for _, n in self._window) / span
 
     @property
     def skipped(self) -> int: return getattr(self.group, 'skipped', 0) + self.counts['invalid']

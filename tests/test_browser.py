@@ -7,32 +7,14 @@ chart says the bundled CSV has no G channels; after Stop, the number row and the
 Screenshots go to tests/artifacts/ (git-ignored). Needs /usr/bin/chromium (`make browser-deps` installs it); the
 test fails, never skips, without it.
 """
-import os
-import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from f1twin.live import NO_G_TEXT
 from f1twin.frame import GREEN, RED
+from browser import ARTIFACTS, ROOT, jupyterlab as lab_server, launch, start_run_all
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / 'tests' / 'artifacts'
-CHROMIUM = '/usr/bin/chromium'
-ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--no-first-run', '--disable-sync', '--disable-quic']
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def rgb(hex_color: str) -> str:
@@ -41,37 +23,9 @@ def rgb(hex_color: str) -> str:
 
 @pytest.fixture
 def jupyterlab(tmp_path):
-    """A JupyterLab server on a free port, serving a copy of the live notebook; stopped by its PID."""
-    work = tmp_path / 'nbs'
-    work.mkdir()
-    shutil.copy(ROOT / 'nbs' / '22_live.ipynb', work / 'live.ipynb')
-    env = {**os.environ, **{k: str(tmp_path / k.lower()) for k in ('JUPYTER_CONFIG_DIR', 'JUPYTER_RUNTIME_DIR')},
-           'JUPYTER_DATA_DIR': str(tmp_path / 'data'), 'F1TWIN_LIVE_SPEED': '4'}
-    labconfig = tmp_path / 'jupyter_config_dir' / 'labconfig'  # no news pop-up over the panel in screenshots
-    labconfig.mkdir(parents=True)
-    (labconfig / 'page_config.json').write_text(
-        '{"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": true}}')
-    port = free_port()
-    log = open(tmp_path / 'jupyter.log', 'w')
-    proc = subprocess.Popen([str(Path(sys.executable).parent / 'jupyter'), 'lab', '--no-browser', f'--port={port}',
-                             "--ServerApp.token=''", "--ServerApp.password=''", '--ServerApp.ip=127.0.0.1', '--allow-root',
-                             f'--ServerApp.root_dir={work}'], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f'http://127.0.0.1:{port}'
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f'{url}/api/status', timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f'JupyterLab did not start: {(tmp_path / "jupyter.log").read_text()[-2000:]}')
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try: proc.wait(timeout=20)
-    except subprocess.TimeoutExpired: proc.kill()
-    log.close()
+    """A JupyterLab server serving a copy of the live notebook (its file panel at 4x)."""
+    with lab_server(tmp_path, {'live.ipynb': ROOT / 'nbs' / '22_live.ipynb'}, env={'F1TWIN_LIVE_SPEED': '4'}) as url:
+        yield url
 
 
 # Everything read from the first panel (the file replay) in one evaluation, so it is one instant of the page.
@@ -118,24 +72,13 @@ def number(text: str) -> float:
 
 def test_live_panel_in_jupyterlab(jupyterlab):
     from playwright.sync_api import sync_playwright
-    assert Path(CHROMIUM).exists(), 'Debian chromium is needed: make browser-deps'
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(p)
         try:
             page = browser.new_page(viewport={'width': 1400, 'height': 1100})
             page.goto(f'{jupyterlab}/lab/tree/live.ipynb')
-            page.wait_for_selector('.jp-NotebookPanel .jp-Cell', timeout=60_000)
-            page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=60_000)
-            for attempt in range(3):  # the menu click is sometimes lost while JupyterLab settles
-                page.click("li.lm-MenuBar-item:has-text('Run')")
-                page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
-                try:
-                    page.wait_for_function("""() => [...document.querySelectorAll('.jp-InputArea-prompt')]
-                        .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))""", timeout=10_000)
-                    break
-                except Exception:
-                    if attempt == 2: raise
+            start_run_all(page)
             page.wait_for_selector('.f1twin-panel .f1twin-metric .f1twin-metric-value', timeout=120_000)
             page.wait_for_selector('.f1twin-panel .js-plotly-plot .main-svg', timeout=60_000)
             page.locator('.f1twin-panel').first.scroll_into_view_if_needed()

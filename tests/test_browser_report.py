@@ -6,27 +6,17 @@ painted (a browser keeps a handful of WebGL contexts per page and blanks the old
 Screenshots go to tests/artifacts/ (ignored by git).
 """
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from f1twin.report import make_report
+from browser import ARTIFACTS, ROOT, jupyterlab as lab_server, launch, run_all
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / 'tests' / 'artifacts'
 SESSION = ROOT / 'data' / 'telemetry_2025-09-12_19-00-17.csv'
-CHROMIUM = '/usr/bin/chromium'
-ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--no-first-run', '--disable-sync']
 
 # For each plotly figure in the page: its traces, how many of its SVG traces have a drawn shape, and for WebGL
 # traces the number of painted pixels of the figure's WebGL canvas (read through a 2D copy: no new context made).
@@ -49,11 +39,6 @@ FIGURES_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd =
     return {title: title, types: traces.map(t => t.type), svgTraces: svg.length, svgDrawn: drawn,
             glTraces: traces.length - svg.length, glPixels: glPixels, width: gd.clientWidth, height: gd.clientHeight};
 })"""
-
-
-def launch(p):
-    assert Path(CHROMIUM).exists(), 'Debian chromium is needed: make browser-deps'
-    return p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 
 
 def undrawn(figures: list[dict]) -> list[dict]:
@@ -158,72 +143,15 @@ def test_a_map_too_big_for_svg_draws_in_webgl(tmp_path):
 
 # --- 15_circuit in a real JupyterLab --------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def jupyterlab(tmp_path):
-    """A JupyterLab server on a free port serving a copy of 15_circuit; stopped by its PID."""
-    work = tmp_path / 'nbs'
-    work.mkdir()
-    shutil.copy(ROOT / 'nbs' / '15_circuit.ipynb', work / 'circuit.ipynb')
-    env = {**os.environ, 'JUPYTER_CONFIG_DIR': str(tmp_path / 'config'), 'JUPYTER_DATA_DIR': str(tmp_path / 'data'),
-           'JUPYTER_RUNTIME_DIR': str(tmp_path / 'runtime')}
-    news = tmp_path / 'config' / 'lab' / 'user-settings' / '@jupyterlab' / 'apputils-extension'
-    news.mkdir(parents=True)  # no 'get notified about news?' toast over the figures in the screenshots
-    (news / 'notification.jupyterlab-settings').write_text('{"fetchNews": "false"}')
-    port = free_port()
-    log = open(tmp_path / 'jupyter.log', 'w')
-    proc = subprocess.Popen([str(Path(sys.executable).parent / 'jupyter'), 'lab', '--no-browser', f'--port={port}',
-                             "--ServerApp.token=''", "--ServerApp.password=''", '--ServerApp.ip=127.0.0.1', '--allow-root',
-                             f'--ServerApp.root_dir={work}'], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f'http://127.0.0.1:{port}'
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f'{url}/api/status', timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f'JupyterLab did not start: {(tmp_path / "jupyter.log").read_text()[-2000:]}')
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try: proc.wait(timeout=20)
-    except subprocess.TimeoutExpired: proc.kill()
-    log.close()
-
-
-def run_all(page) -> None:
-    page.wait_for_selector('.jp-NotebookPanel .jp-Cell', timeout=60_000)
-    page.wait_for_selector('text=Python 3 (ipykernel) | Idle', timeout=60_000)
-    for attempt in range(3):  # the menu click is sometimes lost while JupyterLab settles
-        page.click("li.lm-MenuBar-item:has-text('Run')")
-        page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
-        try:
-            page.wait_for_function("""() => [...document.querySelectorAll('.jp-InputArea-prompt')]
-                .some(e => /\\[\\*\\]/.test(e.textContent))""", timeout=10_000)
-            break
-        except Exception:
-            if attempt == 2: raise
-    # done: no cell waiting or running, every code cell numbered, the kernel idle
-    page.wait_for_function("""() => {
-        const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(e => e.textContent);
-        return p.length && p.every(t => /\\[\\d+\\]/.test(t));
-    }""", timeout=300_000)
-    page.wait_for_selector('text=Python 3 (ipykernel) | Idle', timeout=60_000)
+    """A JupyterLab server serving a copy of 15_circuit."""
+    with lab_server(tmp_path, {'circuit.ipynb': ROOT / 'nbs' / '15_circuit.ipynb'}) as url: yield url
 
 
 def test_circuit_notebook_draws_every_figure_in_jupyterlab(jupyterlab):
     from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(exist_ok=True)
-    nb = json.loads((ROOT / 'nbs' / '15_circuit.ipynb').read_text())
-    expected = sum('application/vnd.plotly.v1+json' in o.get('data', {}) for c in nb['cells'] for o in c.get('outputs', []))
-    assert expected >= 10
     with sync_playwright() as p:
         browser = launch(p)
         try:
@@ -232,6 +160,9 @@ def test_circuit_notebook_draws_every_figure_in_jupyterlab(jupyterlab):
             run_all(page)
             errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').all_inner_texts()
             assert not page.locator('.jp-OutputArea-output .ansi-red-fg, .jp-OutputArea-output:has-text("Traceback")').count(), errors
+            # every figure the notebook's cells output (the committed notebook keeps none: they are counted here)
+            expected = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.plotly.v1+json"]').count()
+            assert expected >= 10
             check_every_figure(page, expected, 'circuit-figure')
         finally:
             browser.close()
