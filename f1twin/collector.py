@@ -72,7 +72,7 @@ class CollectorSummary:
         lines += [f'NOT CLOSED: {p}' for p in self.problems]
         return '\n'.join(lines)
 
-# %% ../nbs/12_collector.ipynb #2f007423
+# %% ../nbs/12_collector.ipynb #9369fa72
 class PacketCounter:
     "Sorts each jump in the physics packetId into ids the collector missed and ids the game never wrote."
     def __init__(self, period_s: float = 1 / 333):
@@ -102,7 +102,7 @@ class PacketCounter:
             self.missed += missed
             self.skipped += steps - 1 - missed
 
-# %% ../nbs/12_collector.ipynb #ee795f4a
+# %% ../nbs/12_collector.ipynb #c7de2567
 def _publisher(cfg: CollectorConfig) -> KafkaPublisher | None:
     "The publisher `cfg` asks for (None without Kafka); a broker that does not answer is a CollectorError unless optional."
     if not cfg.kafka: return None
@@ -144,7 +144,7 @@ def kafka_report(stats: PublishStats, bootstrap: str | None = None) -> str:
     return head + (': ' + ', '.join(parts) if parts else ': nothing published') + \
         (f'; the broker was unreachable {stats.outages} time(s)' if stats.outages else '')
 
-# %% ../nbs/12_collector.ipynb #384a6f9f
+# %% ../nbs/12_collector.ipynb #649bb710
 class SessionRecorder:
     "One session as it is recorded: its file (flushed by a disk thread), its lap and sector events, what it publishes."
     def __init__(self, static: shm.Static, cfg: CollectorConfig, publisher: KafkaPublisher | None,
@@ -213,7 +213,7 @@ class SessionRecorder:
         self._wait_flush()
         return self.writer.close()
 
-# %% ../nbs/12_collector.ipynb #875262cd
+# %% ../nbs/12_collector.ipynb #56e5bc97
 def _tune_interpreter():
     "A short GIL switch interval and gc.freeze for the polling loop; returns the function that undoes both."
     switch, frozen = sys.getswitchinterval(), gc.get_freeze_count()
@@ -291,7 +291,7 @@ class Recording:
         finally: self._disk.shutdown()
         return self.summary
 
-# %% ../nbs/12_collector.ipynb #28c7ac94
+# %% ../nbs/12_collector.ipynb #8f7da0cd
 def wait_for_pages(source, stop: threading.Event, deadline: float = math.inf, poll_s: float = 0.5,
                    wait: bool = True) -> shm.ACPages | None:
     "Open the game's pages (see `shm.open_pages`), waiting while they are not there; None if `stop` or `deadline` came first."
@@ -357,11 +357,12 @@ class Collector:
             if hz:
                 if now < next_due: continue  # downsampling: not this packet
                 next_due = max(next_due + 1.0 / hz, now)
-            try: p, g = pages.physics(), pages.graphics()
-            except shm.TornReadError: last_pid = None; continue  # the page kept changing under us: look again
-            last_pid = p.packetId
-            if g.status == shm.AC_LIVE: recording.add(p, g, pages.static, now, polled)
-            elif recording.not_live(g.status) and self._once: self._over = True
+            try:
+                p, g = pages.physics(), pages.graphics()
+                last_pid = p.packetId
+                if g.status == shm.AC_LIVE: recording.add(p, g, pages.static, now, polled)
+                elif recording.not_live(g.status) and self._once: self._over = True
+            except shm.TornReadError: last_pid = None  # a page kept changing under us: look again
             if now >= self._idle_at: self._periodic(now)
 
     def _periodic(self, now: float, idle: bool = False) -> None:
@@ -380,6 +381,5 @@ class Collector:
         log.warning('the game closed its shared memory (%s): session closed; waiting for the game to start again', why)
         self.recording.end()
         self.pages.close()
-        self.pages = None
-        self.summary.game_exits += 1
+        self.pages, self.summary.game_exits = None, self.summary.game_exits + 1
         if self._once and self.summary.sessions: self._over = True

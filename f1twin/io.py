@@ -183,13 +183,14 @@ def _replace_synced(tmp: Path, path: Path) -> Path:
     _sync(path.parent, folder=True)
     return path
 
-def _write_table(table, path: Path) -> Path:
-    "Write an Arrow table to Parquet atomically and durably: a temporary file beside `path`, synced, renamed onto it."
+def _write_table(table, path: Path, sync: bool = True) -> Path:
+    "Write an Arrow table to Parquet atomically: a temporary file beside `path`, synced (with `sync`), renamed onto it."
     import pyarrow.parquet as pq
     tmp = _atomic_target(path)
     try:
         pq.write_table(table, tmp, compression='zstd')
-        _replace_synced(tmp, path)
+        if sync: _replace_synced(tmp, path)
+        else: os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -284,7 +285,7 @@ def recover_session(parts_dir, out=None) -> Path:
     if done is None: raise SessionFileError(f'{parts_dir}: no recorded parts (part-*.parquet) in this folder')
     return done
 
-# %% ../nbs/02_io.ipynb #3d53fd82
+# %% ../nbs/02_io.ipynb #affe4f9f
 class SessionCloseError(F1twinError):
     "A session file that could not be written at close: its parts stay, and the message says how to recover them."
     def __init__(self, message: str, parts: Path, rescued: Path | None = None):
@@ -317,7 +318,7 @@ def _rescue_dirs() -> list[Path]:
     dirs = [os.environ.get('F1TWIN_RESCUE_DIR'), tempfile.gettempdir(), Path.home() / '.f1twin']
     return [Path(d) / 'f1twin-rescue' for d in dirs if d]
 
-# %% ../nbs/02_io.ipynb #aac1dd88
+# %% ../nbs/02_io.ipynb #918d845a
 class SessionWriter:
     "Writes a session incrementally: `append` records, `flush` every second or so, `close` for the final file."
     def __init__(self, path, meta: SessionMeta, csv_path=None):
@@ -345,7 +346,7 @@ class SessionWriter:
                 df = conform(pd.DataFrame(records), source=str(self.path))
                 table = _session_table(df, self.meta, str(part))
                 if self._schema is None and self.csv_path is None: self._schema = table.schema
-            _write_table(table, part)
+            _write_table(table, part, sync=False)  # a part a second: the session file is synced, at close
         except Exception:
             self._pending = records + self._pending  # nothing is lost: the next flush tries again
             raise

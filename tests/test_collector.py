@@ -169,7 +169,8 @@ def test_session_clock_is_the_games_at_any_speed(tmp_path, speed):
     assert lap['lap_time_ms'] == 81817 and lap['sector_times'] == ([25511] if speed == 1 else GAME_SECTORS[0])
     rec = load_session(summary.files[0])
     assert_game_clock(rec, [81817])
-    assert np.diff(rec['session_time_s'].to_numpy()).max() < 0.5, "the game's clock stood still in the 1 s pause"
+    if speed == 4:  # the clock stood still with the game's lap clock during the pause (assert_game_clock)
+        assert '1 pause(s)' in fake.stderr.read()
 
 
 def read_topic(bootstrap, topic, car_id, expect=None, idle=5.0):
