@@ -165,15 +165,15 @@ def cmd_collect(args) -> int:
                           kafka_optional=args.kafka_optional, live_hz=args.live_hz, wait=args.wait)
     with _stop_on_signals(hurry=True) as stop, _log_to_stderr('f1twin collect'):
         collector = Collector(args.dir, cfg)  # a broker that does not answer is an error here (unless --kafka-optional)
-        if args.wait: print(f"f1twin collect: waiting for Assetto Corsa's shared memory in {args.dir or 'the default place'} ...", file=sys.stderr)
         print(f"f1twin collect: recording {'every packet' if not args.hz else f'at {args.hz:g} Hz'} into {args.out}"
               + (f', publishing to {args.kafka}' if args.kafka else '') + '; Ctrl+C to stop', file=sys.stderr)
+        if args.wait: print(f"f1twin collect: waiting for Assetto Corsa's shared memory in {args.dir or 'the default place'} ...", file=sys.stderr)
         summary = collector.run(stop=stop, hurry=stop.hurry, duration=args.duration, once=args.once)
     print(summary)
     for p in summary.problems: print(f'f1twin: error: {p}', file=sys.stderr)
     return 2 if summary.problems else 0
 
-# %% ../nbs/24_cli.ipynb #3607c540
+# %% ../nbs/24_cli.ipynb #f9c8ab2b
 def _fake_ac_parser(sub):
     sp = sub.add_parser('fake-ac', help="replay a recorded session into AC's shared-memory pages",
                         description="Replay a recorded session into Assetto Corsa's three shared-memory pages (files "
@@ -213,7 +213,7 @@ def _collect_parser(sub):
     sp.add_argument('--once', action='store_true', help='stop when the game ends the first session')
     sp.set_defaults(func=cmd_collect)
 
-# %% ../nbs/24_cli.ipynb #3fd46e73
+# %% ../nbs/24_cli.ipynb #06f3e51a
 def cmd_recover(args) -> int:
     "Turn the parts a recording left (`<name>.parquet.parts`) into its session file."
     from f1twin.io import recover_session

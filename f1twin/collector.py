@@ -72,7 +72,7 @@ class CollectorSummary:
         lines += [f'NOT CLOSED: {p}' for p in self.problems]
         return '\n'.join(lines)
 
-# %% ../nbs/12_collector.ipynb #9369fa72
+# %% ../nbs/12_collector.ipynb #61e3609a
 class PacketCounter:
     "Sorts each jump in the physics packetId into ids the collector missed and ids the game never wrote."
     def __init__(self, period_s: float = 1 / 333):
@@ -102,7 +102,7 @@ class PacketCounter:
             self.missed += missed
             self.skipped += steps - 1 - missed
 
-# %% ../nbs/12_collector.ipynb #c7de2567
+# %% ../nbs/12_collector.ipynb #f99e997d
 def _publisher(cfg: CollectorConfig) -> KafkaPublisher | None:
     "The publisher `cfg` asks for (None without Kafka); a broker that does not answer is a CollectorError unless optional."
     if not cfg.kafka: return None
@@ -144,7 +144,7 @@ def kafka_report(stats: PublishStats, bootstrap: str | None = None) -> str:
     return head + (': ' + ', '.join(parts) if parts else ': nothing published') + \
         (f'; the broker was unreachable {stats.outages} time(s)' if stats.outages else '')
 
-# %% ../nbs/12_collector.ipynb #649bb710
+# %% ../nbs/12_collector.ipynb #72a017b6
 class SessionRecorder:
     "One session as it is recorded: its file (flushed by a disk thread), its lap and sector events, what it publishes."
     def __init__(self, static: shm.Static, cfg: CollectorConfig, publisher: KafkaPublisher | None,
@@ -213,7 +213,7 @@ class SessionRecorder:
         self._wait_flush()
         return self.writer.close()
 
-# %% ../nbs/12_collector.ipynb #56e5bc97
+# %% ../nbs/12_collector.ipynb #b0f0b30e
 def _tune_interpreter():
     "A short GIL switch interval and gc.freeze for the polling loop; returns the function that undoes both."
     switch, frozen = sys.getswitchinterval(), gc.get_freeze_count()
@@ -291,7 +291,7 @@ class Recording:
         finally: self._disk.shutdown()
         return self.summary
 
-# %% ../nbs/12_collector.ipynb #8f7da0cd
+# %% ../nbs/12_collector.ipynb #89fb5a5d
 def wait_for_pages(source, stop: threading.Event, deadline: float = math.inf, poll_s: float = 0.5,
                    wait: bool = True) -> shm.ACPages | None:
     "Open the game's pages (see `shm.open_pages`), waiting while they are not there; None if `stop` or `deadline` came first."
@@ -330,7 +330,7 @@ class Collector:
                     if self.pages is None: break
                     attached = opened = True
                 try: self._poll(stop)
-                except shm.ACPagesGone as e: self._detach(str(e))
+                except shm.ACPagesGone as e: self._detach(e.problems[0] if e.problems and e.problems[0] else str(e))
         finally:
             try: self.recording.close()
             finally:
@@ -378,7 +378,7 @@ class Collector:
 
     def _detach(self, why: str) -> None:
         "The game closed its pages: end the session, let go of the pages, wait for new ones (or stop, with `once`)."
-        log.warning('the game closed its shared memory (%s): session closed; waiting for the game to start again', why)
+        log.warning('the game closed its shared memory (%s); waiting for it to start again', why)
         self.recording.end()
         self.pages.close()
         self.pages, self.summary.game_exits = None, self.summary.game_exits + 1

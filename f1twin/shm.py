@@ -95,7 +95,7 @@ class Page(ctypes.LittleEndianStructure):
                          for n in self._REPR)
         return f'<{type(self).__name__} {shown} ({sizeof(self)} bytes)>'
 
-# %% ../nbs/04_shm.ipynb #7bab75b6
+# %% ../nbs/04_shm.ipynb #dd1195f9
 _F3, _F4, _W15, _W33 = c_float * 3, c_float * 4, c_uint16 * 15, c_uint16 * 33
 
 class Physics(Page):
@@ -294,7 +294,7 @@ class MappedPage:
     def changed(self) -> str | None: return None  # a mapping keeps its object alive: it cannot go away under us
     def close(self) -> None: self._m.close()
 
-# %% ../nbs/04_shm.ipynb #ef07cff4
+# %% ../nbs/04_shm.ipynb #798d74ff
 def _not_running(where: str, problems: list[str]) -> ACNotRunning:
     looked = ', '.join(PAGE_FILES.values())
     how = ('Windows named mappings' if where.startswith('Local\\') else
@@ -319,7 +319,8 @@ def _open_page_file(path: Path, size: int):
         if fd >= 0: os.close(fd)
 
 def _open_files(directory: Path) -> dict:
-    if not directory.is_dir(): raise _not_running(str(directory), [f'{directory} is not a directory'])
+    if not directory.is_dir():
+        raise _not_running(str(directory), [f'{directory} ' + ('is not a directory' if directory.exists() else 'does not exist')])
     pages, problems = {}, []
     try:
         for name, cls in PAGES.items():
@@ -353,7 +354,7 @@ def _spin(seconds: float) -> None:
     end = _clock() + seconds
     while _clock() < end: pass
 
-# %% ../nbs/04_shm.ipynb #28e15d93
+# %% ../nbs/04_shm.ipynb #39cdf64b
 class ACPages:
     "The three AC pages: torn-read-safe copies of each, cheap reads of the counters and status, and whether they went away."
     def __init__(self, pages: dict, where: str, retries: int = DEFAULT_RETRIES, settle: float = DEFAULT_SETTLE,
@@ -430,7 +431,7 @@ class ACPages:
     def __exit__(self, *exc): self.close()
     def __repr__(self): return f'<ACPages {self.where}{" (closed)" if self.closed else ""}>'
 
-# %% ../nbs/04_shm.ipynb #8a90698d
+# %% ../nbs/04_shm.ipynb #49ffb94c
 _SHORT_GRACE_S = 0.5  # a page file shorter than its layout is usually being created: look again for this long
 
 def open_pages(directory=None, wait: bool = False, timeout: float | None = None, poll: float = 0.5,
