@@ -72,7 +72,7 @@ class CollectorSummary:
         lines += [f'NOT CLOSED: {p}' for p in self.problems]
         return '\n'.join(lines)
 
-# %% ../nbs/12_collector.ipynb #61e3609a
+# %% ../nbs/12_collector.ipynb #99ca078e
 class PacketCounter:
     "Sorts each jump in the physics packetId into ids the collector missed and ids the game never wrote."
     def __init__(self, period_s: float = 1 / 333):
@@ -102,7 +102,7 @@ class PacketCounter:
             self.missed += missed
             self.skipped += steps - 1 - missed
 
-# %% ../nbs/12_collector.ipynb #f99e997d
+# %% ../nbs/12_collector.ipynb #db46b95a
 def _publisher(cfg: CollectorConfig) -> KafkaPublisher | None:
     "The publisher `cfg` asks for (None without Kafka); a broker that does not answer is a CollectorError unless optional."
     if not cfg.kafka: return None
@@ -144,7 +144,7 @@ def kafka_report(stats: PublishStats, bootstrap: str | None = None) -> str:
     return head + (': ' + ', '.join(parts) if parts else ': nothing published') + \
         (f'; the broker was unreachable {stats.outages} time(s)' if stats.outages else '')
 
-# %% ../nbs/12_collector.ipynb #72a017b6
+# %% ../nbs/12_collector.ipynb #780e21f1
 class SessionRecorder:
     "One session as it is recorded: its file (flushed by a disk thread), its lap and sector events, what it publishes."
     def __init__(self, static: shm.Static, cfg: CollectorConfig, publisher: KafkaPublisher | None,
@@ -213,7 +213,7 @@ class SessionRecorder:
         self._wait_flush()
         return self.writer.close()
 
-# %% ../nbs/12_collector.ipynb #b0f0b30e
+# %% ../nbs/12_collector.ipynb #ef7eb5e5
 def _tune_interpreter():
     "A short GIL switch interval and gc.freeze for the polling loop; returns the function that undoes both."
     switch, frozen = sys.getswitchinterval(), gc.get_freeze_count()
@@ -291,7 +291,7 @@ class Recording:
         finally: self._disk.shutdown()
         return self.summary
 
-# %% ../nbs/12_collector.ipynb #89fb5a5d
+# %% ../nbs/12_collector.ipynb #cc7bc257
 def wait_for_pages(source, stop: threading.Event, deadline: float = math.inf, poll_s: float = 0.5,
                    wait: bool = True) -> shm.ACPages | None:
     "Open the game's pages (see `shm.open_pages`), waiting while they are not there; None if `stop` or `deadline` came first."
@@ -358,7 +358,7 @@ class Collector:
                 if now < next_due: continue  # downsampling: not this packet
                 next_due = max(next_due + 1.0 / hz, now)
             try:
-                p, g = pages.physics(), pages.graphics()
+                p, g = pages.physics(pid), pages.graphics()
                 last_pid = p.packetId
                 if g.status == shm.AC_LIVE: recording.add(p, g, pages.static, now, polled)
                 elif recording.not_live(g.status) and self._once: self._over = True

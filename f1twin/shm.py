@@ -95,7 +95,7 @@ class Page(ctypes.LittleEndianStructure):
                          for n in self._REPR)
         return f'<{type(self).__name__} {shown} ({sizeof(self)} bytes)>'
 
-# %% ../nbs/04_shm.ipynb #dd1195f9
+# %% ../nbs/04_shm.ipynb #801d24d2
 _F3, _F4, _W15, _W33 = c_float * 3, c_float * 4, c_uint16 * 15, c_uint16 * 33
 
 class Physics(Page):
@@ -294,7 +294,7 @@ class MappedPage:
     def changed(self) -> str | None: return None  # a mapping keeps its object alive: it cannot go away under us
     def close(self) -> None: self._m.close()
 
-# %% ../nbs/04_shm.ipynb #798d74ff
+# %% ../nbs/04_shm.ipynb #e7242948
 def _not_running(where: str, problems: list[str]) -> ACNotRunning:
     looked = ', '.join(PAGE_FILES.values())
     how = ('Windows named mappings' if where.startswith('Local\\') else
@@ -354,7 +354,7 @@ def _spin(seconds: float) -> None:
     end = _clock() + seconds
     while _clock() < end: pass
 
-# %% ../nbs/04_shm.ipynb #39cdf64b
+# %% ../nbs/04_shm.ipynb #c6ee58b3
 class ACPages:
     "The three AC pages: torn-read-safe copies of each, cheap reads of the counters and status, and whether they went away."
     def __init__(self, pages: dict, where: str, retries: int = DEFAULT_RETRIES, settle: float = DEFAULT_SETTLE,
@@ -366,19 +366,20 @@ class ACPages:
 
     def _packet_id(self, page) -> int: return _I32.unpack(page.read(4))[0]
 
-    def _snapshot(self, page, cls):
+    def _snapshot(self, page, cls, before: int | None = None):
         for _ in range(self.retries + 1):
-            before = self._packet_id(page)
+            if before is None: before = self._packet_id(page)
             copy = cls.from_buffer_copy(page.read(page.size))
             if self.settle: _spin(self.settle)
             if copy.packetId == before == self._packet_id(page): return copy
+            before = None
             self.torn_retries += 1
         raise TornReadError(f'{cls.PAGE} page in {self.where}: packetId changed during each of {self.retries + 1} copies; '
                             'is something rewriting it faster than it can be copied?')
 
-    def physics(self) -> Physics:
-        "A consistent copy of the physics page."
-        return self._snapshot(self._physics, Physics)
+    def physics(self, packet_id: int | None = None) -> Physics:
+        "A consistent copy of the physics page; `packet_id`: its counter as just read (saves reading it again first)."
+        return self._snapshot(self._physics, Physics, packet_id)
 
     def graphics(self) -> Graphics:
         "A consistent copy of the graphics page."
@@ -431,7 +432,7 @@ class ACPages:
     def __exit__(self, *exc): self.close()
     def __repr__(self): return f'<ACPages {self.where}{" (closed)" if self.closed else ""}>'
 
-# %% ../nbs/04_shm.ipynb #49ffb94c
+# %% ../nbs/04_shm.ipynb #12195af5
 _SHORT_GRACE_S = 0.5  # a page file shorter than its layout is usually being created: look again for this long
 
 def open_pages(directory=None, wait: bool = False, timeout: float | None = None, poll: float = 0.5,
