@@ -285,7 +285,7 @@ def recover_session(parts_dir, out=None) -> Path:
     if done is None: raise SessionFileError(f'{parts_dir}: no recorded parts (part-*.parquet) in this folder')
     return done
 
-# %% ../nbs/02_io.ipynb #affe4f9f
+# %% ../nbs/02_io.ipynb #396342a3
 class SessionCloseError(F1twinError):
     "A session file that could not be written at close: its parts stay, and the message says how to recover them."
     def __init__(self, message: str, parts: Path, rescued: Path | None = None):
@@ -318,7 +318,7 @@ def _rescue_dirs() -> list[Path]:
     dirs = [os.environ.get('F1TWIN_RESCUE_DIR'), tempfile.gettempdir(), Path.home() / '.f1twin']
     return [Path(d) / 'f1twin-rescue' for d in dirs if d]
 
-# %% ../nbs/02_io.ipynb #918d845a
+# %% ../nbs/02_io.ipynb #52e94bf6
 class SessionWriter:
     "Writes a session incrementally: `append` records, `flush` every second or so, `close` for the final file."
     def __init__(self, path, meta: SessionMeta, csv_path=None):
@@ -380,7 +380,8 @@ class SessionWriter:
         if rescued: msg += (f'; the last {self._rescued} samples did not fit there and were saved to {rescued}: move that '
                             f'file into {self.parts}')
         elif self._pending: msg += f'; the last {len(self._pending)} samples could not be written anywhere ({why})'
-        msg += f'. Free some space, then run `f1twin recover {self.parts}` (or load that folder with load_session).'
+        msg += (f'. Once that is fixed (a full disk: free some space), run `f1twin recover {self.parts}` (or load that '
+                'folder with load_session).')
         return SessionCloseError(msg, self.parts, rescued)
 
     def __enter__(self): return self
