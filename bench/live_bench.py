@@ -4,7 +4,7 @@ Four measurements, each printed beside the original design's dashboard loop meas
 consumer with a 100 ms timeout, rebuild a whole plotly `go.Figure` of the last 1000 messages -- speed-coloured
 trail plus car marker -- then sleep 0.1 s; the loop of the design's "Streamlit Consumer Dashboard"):
 
-1. latency: a publisher process (f1twin's KafkaPublisher driven by `stream.replay` at 1x, every message stamped
+1. latency: a publisher process (f1twin's KafkaPublisher driven by `events.replay` at 1x, every message stamped
    with `timestamp = time.time()` just before `publish`) sends a 333 Hz session at 10 Hz and at 333 Hz, once with
    the publisher's default linger_ms (5) and once with 0; this process reads it with a TopicReader on the four
    f1twin topics filtered by a fresh car id (`poll(5000, timeout_ms=50)`, as LivePanel's feed thread) and feeds
@@ -17,7 +17,7 @@ trail plus car marker -- then sleep 0.1 s; the loop of the design's "Streamlit C
 3. throughput: 200,000 live messages from 20 car ids pre-produced into a fresh topic (deleted afterwards); one
    TopicReader drains them, alone and feeding a PanelModel. Without the package crc32c kafka-python computes
    CRC-32C in pure Python and produces and reads only about 5,000 messages/s: then 60,000 by default.
-4. memory: the messages of a 1-hour 333 Hz session (about 1.2 M, from `stream.replay`) fed to a PanelModel, time
+4. memory: the messages of a 1-hour 333 Hz session (about 1.2 M, from `events.replay`) fed to a PanelModel, time
    compressed (ingested as fast as they are made); the model's deep size, the process RSS and the buffer lengths
    after 1, 5, 10, 30, 45 and 60 minutes of session. `--real-time` also runs the actual 10x replay through
    `file_feed` (6 minutes per session hour).
@@ -40,8 +40,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from laps_bench import long_session  # noqa: E402
-from f1twin import stream  # noqa: E402
-from f1twin.live import LivePanel, PanelModel  # noqa: E402
+from f1twin import events, kafka_admin, kafka_publish, kafka_read, messages  # noqa: E402
+from f1twin.live import LivePanel  # noqa: E402
+from f1twin.panel import PanelModel  # noqa: E402
 from f1twin.schema import TELEMETRY_LIVE, TOPICS, TopicSpec, message_key  # noqa: E402
 
 LIVE = TELEMETRY_LIVE.name
@@ -105,7 +106,7 @@ def publisher_main(cfg: dict):
     "The publisher process: wait for 'go' on stdin, replay `seconds` of a 333 Hz session at 1x, print its stats."
     rows = int((cfg['seconds'] + 0.5) * HZ)
     df = long_session(cfg['seconds'] / 60 + 0.1).iloc[:rows].reset_index(drop=True)
-    pub = stream.KafkaPublisher(cfg['bootstrap'], linger_ms=cfg['linger_ms'], client_id='f1twin-bench-publisher')
+    pub = kafka_publish.KafkaPublisher(cfg['bootstrap'], linger_ms=cfg['linger_ms'], client_id='f1twin-bench-publisher')
     warm = message_key(cfg['car'] + '-warmup', 'warmup')  # another car: the reader filters it out
     for topic in TOPICS: pub.publish(topic, warm, {'car_id': cfg['car'] + '-warmup', 'session_id': 'warmup'})
     ok = pub.flush(20)
@@ -115,7 +116,7 @@ def publisher_main(cfg: dict):
     def publish(topic, key, value):
         value['timestamp'] = time.time()  # the publish time, read back by the consumer
         return pub.publish(topic, key, value)
-    r = stream.replay(df, publish, speed=1.0, car_id=cfg['car'], live_hz=None if cfg['hz'] >= HZ else cfg['hz'])
+    r = events.replay(df, publish, speed=1.0, car_id=cfg['car'], live_hz=None if cfg['hz'] >= HZ else cfg['hz'])
     pub.flush(10)
     st = pub.close(5)
     print(json.dumps({'sent': r.messages, 'live': r.messages.get(LIVE, 0), 'delivered': st.total('delivered') - len(TOPICS),
@@ -143,7 +144,7 @@ def finish_publisher(p) -> dict:
 def latency_f1twin(bootstrap, hz, seconds, linger_ms):
     car = f'bench-{uuid.uuid4().hex[:8]}'
     pub = start_publisher(bootstrap, car, hz, seconds, linger_ms)
-    reader = stream.TopicReader(bootstrap, list(TOPICS), start='latest', car_id=car, client_id='f1twin-bench-live')
+    reader = kafka_read.TopicReader(bootstrap, list(TOPICS), start='latest', car_id=car, client_id='f1twin-bench-live')
     model = PanelModel(car_id=car)
     lat = []
     pub.stdin.write('go\n'); pub.stdin.flush()
@@ -198,7 +199,7 @@ def latency_baseline(bootstrap, hz, seconds, linger_ms):
 
 def run_latency(a, bootstrap):
     print(f'\n1. latency, publish -> panel model (broker {bootstrap}; {a.latency_s:g} s per run; the publisher is another '
-          'process: f1twin\'s KafkaPublisher fed by stream.replay at 1x, with its linger_ms as shown (f1twin\'s default, what '
+          'process: f1twin\'s KafkaPublisher fed by events.replay at 1x, with its linger_ms as shown (f1twin\'s default, what '
           'the collector uses, is 5; 0 is this bench\'s choice); target p99 < 10 ms)')
     print(f"   {'run':<62} {'received':>11} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'> 10 ms':>8}")
     rows = [('f1twin', hz, lg) for lg in a.linger_ms for hz in a.rates] + [('baseline', hz, 0) for hz in a.baseline_rates]
@@ -242,11 +243,11 @@ def run_redraw(a):
     warm = int(np.searchsorted(t, t[0] + 3 * 82.0))
     df = df.iloc[:warm + (a.frames + 60) * SAMPLES_PER_FRAME]
     msgs = []
-    stream.replay(df, sink_into(msgs), speed=1e9, car_id='bench-redraw')
+    events.replay(df, sink_into(msgs), speed=1e9, car_id='bench-redraw')
     live_idx = [i for i, m in enumerate(msgs) if m['_topic'] == LIVE]
     cut = live_idx[warm]
     head, tail = msgs[:cut], msgs[cut:]
-    panel = LivePanel(stream.MemoryFeed(), car_id='bench-redraw')
+    panel = LivePanel(events.MemoryFeed(), car_id='bench-redraw')
     panel.model.ingest(head)
     buf = deque((m for m in head if m['_topic'] == LIVE), maxlen=1000)  # for the baseline
     del msgs, head, live_idx
@@ -310,7 +311,7 @@ def run_throughput(a, bootstrap):
     topic = f'f1twin-bench-{uuid.uuid4().hex[:8]}'
     print(f'\n3. throughput, one consumer ({a.messages:,} live messages of {cars} cars pre-produced into the fresh topic '
           f'{topic}, {TELEMETRY_LIVE.partitions} partitions; target well above {cars} x 333 = {cars * 333:,} msg/s)')
-    stream.ensure_topics(bootstrap, [TopicSpec(topic, TELEMETRY_LIVE.retention_ms, '', TELEMETRY_LIVE.fields,
+    kafka_admin.ensure_topics(bootstrap, [TopicSpec(topic, TELEMETRY_LIVE.retention_ms, '', TELEMETRY_LIVE.fields,
                                                partitions=TELEMETRY_LIVE.partitions)])
     try:
         step = 1500
@@ -322,16 +323,16 @@ def run_throughput(a, bootstrap):
         keys = [message_key(f'rig{i:02d}-{run}', f'bench-{run}') for i in range(cars)]
         for j in range(per_car):
             for i in range(cars):
-                v = stream.live_message(recs[i * step + j])
+                v = events.live_message(recs[i * step + j])
                 v['car_id'], v['session_id'] = f'rig{i:02d}-{run}', f'bench-{run}'
-                prod.send(topic, value=stream.encode_message(v), key=keys[i])
+                prod.send(topic, value=messages.encode_message(v), key=keys[i])
         prod.flush(60); prod.close()
         total = per_car * cars
         print(f'   (produced in {time.perf_counter() - t0:.1f} s with a raw kafka-python producer, messages of about '
-              f'{len(stream.encode_message(v))} bytes)')
+              f'{len(messages.encode_message(v))} bytes)')
 
         def drain(model: PanelModel | None):
-            reader = stream.TopicReader(bootstrap, topic, start='earliest', client_id='f1twin-bench-drain')
+            reader = kafka_read.TopicReader(bootstrap, topic, start='earliest', client_id='f1twin-bench-drain')
             n, t0, last = 0, time.perf_counter(), time.perf_counter()
             try:
                 while n < total and time.perf_counter() - last < 10:
@@ -381,7 +382,7 @@ def run_throughput(a, bootstrap):
         sample = []
         for j in range(min(per_car, 5000)):
             for i in range(cars):
-                v = stream.live_message(recs[i * step + j]); v['car_id'], v['session_id'] = f'rig{i:02d}-x', 'x'
+                v = events.live_message(recs[i * step + j]); v['car_id'], v['session_id'] = f'rig{i:02d}-x', 'x'
                 v.update(_topic=LIVE, _key=f'rig{i:02d}-x/x', _timestamp_ms=0)
                 sample.append(v)
         m2 = PanelModel()
@@ -405,12 +406,12 @@ def buffers(model: PanelModel) -> str:
     c = model.car()
     ref = len(c.ref[0]) if c.ref else 0
     return (f'trail {len(c.trail)}, series {len(c.series)}, laps {len(c.lap_times)}, sector rows {len(c.sectors)}, '
-            f'delta ref {ref}, lap trace {len(c._td)}, cars {len(model.cars)}')
+            f'delta ref {ref}, lap trace {len(c._td)}, outline {len(c.outline[0])}, cars {len(model.cars)}')
 
 
 def run_memory(a):
     print(f'\n4. memory of the panel model over a {a.memory_minutes:g}-minute 333 Hz session (time compressed: the messages of '
-          'stream.replay are ingested as fast as they are made; target: the same after the hour as after a minute)')
+          'events.replay are ingested as fast as they are made; target: the same after the hour as after a minute)')
     print('   (every buffer of the model is bounded by a count of samples, laps or cars, and the decimation follows the '
           'session clock in the messages, not the wall clock: the same messages leave the same state at any speed)')
     df = long_session(a.memory_minutes)
@@ -427,7 +428,7 @@ def run_memory(a):
         lo, hi = np.searchsorted(t, t[0] + 60 * (minute - 1)), np.searchsorted(t, t[0] + 60 * minute)
         if lo >= hi: break
         msgs = []
-        stream.replay(df.iloc[lo:hi], sink_into(msgs), speed=1e9, car_id='bench-mem')
+        events.replay(df.iloc[lo:hi], sink_into(msgs), speed=1e9, car_id='bench-mem')
         for k in range(0, len(msgs), 5000): model.ingest(msgs[k:k + 5000])
         n += len(msgs)
         del msgs
@@ -441,14 +442,14 @@ def run_memory(a):
     if len(rows) > 1:
         ten = f', / after 10 min (a minute of replay at 10x): {rows[-1] / rows[checks.index(10)]:.2f}x' if 10 in checks[:-1] else ''
         print(f'   model after {checks[-1]} min / after 1 min: {rows[-1] / rows[0]:.2f}x{ten}. The first laps fill the trail, the lap '
-              f'trace and the delta reference; the lap and sector history is full at {model.car()._cfg[4]} laps; then nothing grows.')
+              f'trace and the delta reference; the lap and sector history is full at {model.car().laps_kept} laps; then nothing grows.')
     if a.real_time:
         real_time(a, df, first_minute=int(np.searchsorted(t, t[0] + 60)))
 
 
 def real_time(a, df, first_minute: int):
     print(f'   --real-time: the same session through file_feed at 10x ({a.memory_minutes * 6:.0f} s), polled as LivePanel does')
-    feed = stream.file_feed(df, speed=10, car_id='bench-rt')
+    feed = events.file_feed(df, speed=10, car_id='bench-rt')
     model = PanelModel(car_id='bench-rt')
     t0, first = time.monotonic(), None
     try:
@@ -488,9 +489,9 @@ if __name__ == '__main__':
     warnings.filterwarnings('ignore', message='value_deserializer', category=DeprecationWarning)  # the design's lambda
     bootstrap = None
     if not {'latency', 'throughput'} <= set(a.skip):
-        bootstrap = a.kafka or stream.local_bootstrap()
+        bootstrap = a.kafka or kafka_admin.local_bootstrap()
         if bootstrap is None: raise SystemExit('no Kafka broker: start one with `make kafka-up`, or pass --kafka HOST:PORT')
-        stream.ensure_topics(bootstrap)
+        kafka_admin.ensure_topics(bootstrap)
     print(f'live panel benchmark: python {sys.version.split()[0]}, {os.cpu_count()} CPUs')
     if 'latency' not in a.skip: run_latency(a, bootstrap)
     if 'redraw' not in a.skip: run_redraw(a)

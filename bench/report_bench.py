@@ -2,7 +2,7 @@
 
 Prints the time split into kernel start, notebook execution and HTML conversion (target: under 15 s in all,
 issue 6) and the size of the HTML, beside the baseline of a plain `jupyter nbconvert --execute --to html` of the
-same template (the one-step way, with the default plotly renderer).
+same template notebook (the one-step way, with the default plotly renderer).
 
     python bench/report_bench.py [--laps 20] [--hz 333]
 """
@@ -14,7 +14,7 @@ import nbformat
 sys.path.insert(0, str(Path(__file__).parent))
 from laps_bench import long_session  # noqa: E402
 from f1twin.io import save_session  # noqa: E402
-from f1twin.report import make_report, report_notebook  # noqa: E402
+from f1twin.report import load_template, make_report  # noqa: E402
 
 
 def kernel_start_seconds() -> float:
@@ -42,9 +42,10 @@ if __name__ == '__main__':
         print(f'f1twin report: {total:.1f} s in all (kernel start {k:.1f} s, execution {r.seconds_execute - k:.1f} s, '
               f'HTML {r.seconds_html:.1f} s, checks and moves {total - r.seconds_execute - r.seconds_html:.1f} s); '
               f'HTML {r.html_bytes / 1e6:.1f} MB; target < 15 s')
-        nb = report_notebook()
-        nb.cells[0].source += f"\nsession = {str(path)!r}"
-        nb.cells[1].source = nb.cells[1].source.replace("pio.renderers.default = 'notebook'", '')
+        nb = load_template()  # the same template, its parameter set by hand, plotly's default renderer
+        params = next(c for c in nb.cells if 'parameters' in c.metadata.get('tags', []))
+        params.source += f"\nsession = {str(path)!r}"
+        for c in nb.cells: c.source = c.source.replace('report.use_report_renderer()', '')
         tpl = Path(d) / 'baseline.ipynb'
         nbformat.write(nb, tpl)
         t0 = time.perf_counter()

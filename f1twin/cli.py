@@ -13,8 +13,9 @@ from .io import load_session, save_session, export_csv, session_meta
 from .laps import lap_table, format_lap_time, prepare_session, split_runs, sector_table, theoretical_best_ms, consistency
 
 # %% auto #0
-__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_fake_ac', 'cmd_collect', 'cmd_recover',
-           'cmd_replay', 'cmd_report', 'build_parser', 'main']
+__all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners', 'cmd_library', 'cmd_anomalies',
+           'add_kafka_arguments', 'kafka_from_args', 'cmd_fake_ac', 'cmd_collect', 'cmd_recover', 'cmd_replay',
+           'cmd_report', 'build_parser', 'main']
 
 # %% ../nbs/24_cli.ipynb #ddfc6ab0
 def format_lap_table(t: pd.DataFrame) -> str:
@@ -71,23 +72,38 @@ def _laps_parser(sub):
 
 # %% ../nbs/24_cli.ipynb #34090599
 def cmd_info(args) -> int:
-    "Print a session's metadata and a one-line summary."
-    df = load_session(args.session)
+    "Print a session's metadata and a summary of its samples, read as `f1twin laps` reads them."
+    df = _load(args.session)
     for k, v in session_meta(df).to_dict().items(): print(f'{k:>16}: {v}')
-    t = lap_table(df)
-    timed = t['lap_time_ms'].dropna()
-    print(f"{'samples':>16}: {len(df)}")
+    runs = split_runs(df)
+    timed = pd.concat([lap_table(r)['lap_time_ms'] for r in runs]).dropna()
+    print(f"{'samples':>16}: {len(df)}" + (f' in {len(runs)} runs (the game restarted the session)' if len(runs) > 1 else ''))
     print(f"{'timed laps':>16}: {len(timed)}" + (f", best {format_lap_time(timed.min())}" if len(timed) else ''))
     return 0
 
 def cmd_convert(args) -> int:
-    "Convert a session between the original CSV format and f1twin Parquet (by the output's extension)."
-    df = load_session(args.session)
+    "Convert a session by the output's extension: .csv (the original format), .parquet (f1twin) or .ld (a MoTeC i2 log)."
     out = Path(args.out)
-    if out.suffix.lower() == '.csv': export_csv(df, out)
-    elif out.suffix.lower() in ('.parquet', '.pq'): save_session(df, out)
-    else: raise F1twinError(f'{out}: unknown output format; expected a .csv or .parquet file name')
+    kind = out.suffix.lower()
+    if kind not in ('.csv', '.parquet', '.pq', '.ld'):
+        raise F1twinError(f'{out}: unknown output format; expected a .csv or .parquet file name, or .ld for a MoTeC i2 log')
+    if kind == '.ld' or args.i2: return _convert_motec(args, out)
+    if args.rate: raise F1twinError('--rate applies to MoTeC output only (.ld, or .csv with --i2)')
+    df = load_session(args.session)
+    if kind == '.csv': export_csv(df, out)
+    else: save_session(df, out)
     print(out)
+    return 0
+
+def _convert_motec(args, out: Path) -> int:
+    "Write a MoTeC log (.ld + .ldx) or an i2 CSV export; one file per run if the game restarted the session."
+    from f1twin.motec import write_ld, write_i2_csv
+    if args.i2 and out.suffix.lower() != '.csv': raise F1twinError(f'{out}: --i2 writes an i2 CSV export: give a .csv file name')
+    runs = split_runs(_load(args.session))
+    paths = [out] if len(runs) == 1 else [out.with_name(f'{out.stem}-run{i}{out.suffix}') for i in range(1, len(runs) + 1)]
+    for run, p in zip(runs, paths):
+        if args.i2: print(write_i2_csv(run, p, rate=args.rate))
+        else: print(write_ld(run, p, rate=args.rate), p.with_suffix('.ldx'), sep='\n')
     return 0
 def _info_parser(sub):
     sp = sub.add_parser('info', help="print a session's metadata and summary", description="Print a session's metadata "
@@ -96,11 +112,191 @@ def _info_parser(sub):
     sp.set_defaults(func=cmd_info)
 
 def _convert_parser(sub):
-    sp = sub.add_parser('convert', help='convert a session between CSV and Parquet', description='Convert a session file; '
-                        'the output format follows the extension of OUT (.csv: the original format, .parquet: f1twin).')
+    sp = sub.add_parser('convert', help='convert a session between CSV, Parquet and MoTeC i2', description='Convert a '
+                        'session file (any format f1twin reads: CSV, Parquet, MoTeC .ld, i2 CSV export); the output format '
+                        'follows the extension of OUT: .csv the original format, .parquet f1twin, .ld a MoTeC i2 log (with '
+                        'its .ldx: one beacon per lap at the game\'s lap times). A session the game restarted gives one '
+                        'MoTeC file per run (OUT-run1.ld, ...).')
     sp.add_argument('session', help='session file to read')
-    sp.add_argument('out', help='file to write (.csv or .parquet)')
+    sp.add_argument('out', help='file to write (.csv, .parquet or .ld)')
+    sp.add_argument('--rate', type=int, metavar='HZ', help="MoTeC output: samples per second (default: the session's rate)")
+    sp.add_argument('--i2', action='store_true', help="with a .csv OUT: write MoTeC i2's Export Data CSV instead of the original format")
     sp.set_defaults(func=cmd_convert)
+
+# %% ../nbs/24_cli.ipynb #2b24bffb
+def _ref_arg(text: str):
+    "`SESSION:LAP` as (session frame, lap number)."
+    path, _, lap = text.rpartition(':')
+    if not path or not lap.isdigit(): raise F1twinError(f'--ref {text!r}: expected SESSION_FILE:LAP, e.g. yesterday.csv:7')
+    return (_load(path), int(lap))
+
+def cmd_corners(args) -> int:
+    "Print the corner table of a session against a reference lap (CSV with --csv)."
+    from f1twin.corners import corner_table, corner_summary
+    df = max(split_runs(_load(args.session)), key=len)
+    if args.ref and args.ref_lap is not None: raise F1twinError('give --ref-lap or --ref, not both')
+    ref = _ref_arg(args.ref) if args.ref else args.ref_lap
+    t = corner_table(df, ref=ref, laps=[args.lap] if args.lap is not None else None)
+    if args.csv:
+        print(t.to_csv(index=False), end='')
+        return 0
+    print(f"{Path(args.session).name}: {t['corner'].nunique()} corners, reference lap {t.attrs['ref_lap']} "
+          f"({format_lap_time(t.attrs['ref_time_ms'])}); time lost > 0: slower than the reference")
+    for lap, rows in t.groupby('lap'):
+        print(f'\nlap {lap}')
+        print(rows.drop(columns=['lap']).to_string(index=False, na_rep='-'))
+    if t['lap'].nunique() > 1: print('\nper corner\n' + corner_summary(t).to_string(na_rep='-'))
+    return 0
+
+def _corners_parser(sub):
+    sp = sub.add_parser('corners', help='where the time goes: corner by corner against a reference lap',
+                        description='Per lap and corner: braking point, turn-in, apex and minimum speed, gear, exit '
+                        'speed and time lost against a reference lap (default: the best lap of the session).')
+    sp.add_argument('session', help='session file')
+    sp.add_argument('--lap', type=int, help='only this lap (default: every complete timed lap)')
+    sp.add_argument('--ref-lap', type=int, help='reference lap of this session (default: the best lap)')
+    sp.add_argument('--ref', metavar='SESSION:LAP', help='reference lap of another session of the same track and car')
+    sp.add_argument('--csv', action='store_true', help='CSV output: one row per lap and corner')
+    sp.set_defaults(func=cmd_corners)
+
+# %% ../nbs/24_cli.ipynb #0a2adbfe
+def _print_library(lib, args) -> None:
+    b = lib.bests()
+    if args.csv:
+        print(lib.sql('SELECT * FROM sessions ORDER BY track, car, start_time').to_csv(index=False), end='')
+        return
+    for r in b.itertuples():
+        print(f"{r.track or 'unknown track'} / {r.car or 'unknown car'}: best {format_lap_time(r.best_lap_ms)} "
+              f"(lap {r.best_lap} of {Path(r.best_source).name}, {str(r.best_date)[:10]}), theoretical best "
+              f"{format_lap_time(r.theoretical_best_ms)}, {r.laps} valid laps in {r.sessions} session(s)")
+    s = lib.sql('SELECT start_time, source, run, track, timed_laps, best_lap_ms, theoretical_best_ms FROM sessions '
+                'WHERE NOT starts_with(source, \'kafka:\') ORDER BY track, start_time')
+    s['source'] = s['source'].map(lambda x: Path(x).name)
+    for c in ('best_lap_ms', 'theoretical_best_ms'): s[c] = s[c].map(format_lap_time)
+    print(s.rename(columns={'best_lap_ms': 'best', 'theoretical_best_ms': 'theoretical'}).to_string(index=False))
+
+def _follow(lib, args) -> None:
+    from f1twin.library import follow_lap_events
+    if not args.track: raise F1twinError('--kafka needs --track: lap events do not say which track they are of')
+    show = lambda l: print(l.leaderboard(args.track).assign(best=lambda x: x['best_lap_ms'].map(format_lap_time))
+                           [['car_id', 'best', 'laps', 'session_id']].to_string(index=False), flush=True)
+    print(f'f1twin library: following ac-lap-events on {args.kafka} for {args.track}; Ctrl+C to stop', file=sys.stderr)
+    n = follow_lap_events(lib, kafka_from_args(args), args.track, args.car or '', stop=_stop_on_signals(), on_laps=show)
+    print(f'{n} lap(s) added from Kafka')
+
+# %% ../nbs/24_cli.ipynb #474a1050
+def cmd_library(args) -> int:
+    "Index every session under a folder and print the bests per track and car (or follow lap events from Kafka)."
+    from f1twin.library import LapLibrary, progress_chart
+    with LapLibrary(args.folder) as lib:
+        res = lib.update(progress=not args.csv)
+        print(f'f1twin library: {res}', file=sys.stderr)
+        for f, why in res.unreadable.items(): print(f'f1twin: warning: skipped {why}', file=sys.stderr)
+        if args.kafka: _follow(lib, args); return 0
+        _print_library(lib, args)
+        if args.chart:
+            if not args.track: raise F1twinError('--chart needs --track (the progress of one track)')
+            fig = progress_chart(lib.progress(args.track, args.car), f'{args.track}: best lap per session')
+            fig.write_html(args.chart, include_plotlyjs=True)
+            print(f'chart: {args.chart}', file=sys.stderr)
+    return 0
+
+def _library_parser(sub):
+    sp = sub.add_parser('library', help='index every session in a folder: bests per track and car, progress',
+                        description='Index every session file under FOLDER (CSV, Parquet, MoTeC .ld) in a DuckDB file '
+                        'in the folder; a second run reads only new or changed files. Prints the all-time best and '
+                        'theoretical best per track and car, and the sessions.')
+    sp.add_argument('folder', help='folder of session files (searched recursively)')
+    sp.add_argument('--track', help='track for --chart and --kafka (e.g. monza)')
+    sp.add_argument('--car', help='only this car (for --chart)')
+    sp.add_argument('--chart', metavar='OUT.html', help='write the progress chart of --track (best lap per session)')
+    sp.add_argument('--csv', action='store_true', help='print the sessions as CSV')
+    add_kafka_arguments(sp, help='then follow ac-lap-events from every rig (needs --track)')
+    sp.set_defaults(func=cmd_library)
+
+# %% ../nbs/24_cli.ipynb #19ce7a8c
+def _kind_arg(text: str) -> str:
+    "An anomaly kind as typed on the command line: 'pit lap', 'pit-lap', 'pit_lap' or 'PIT LAP'."
+    from f1twin.anomalies import KINDS
+    norm = lambda k: ' '.join(k.lower().replace('_', ' ').replace('-', ' ').split())
+    kind = {norm(k): k for k in KINDS}.get(norm(text))
+    if kind is None: raise argparse.ArgumentTypeError(f"unknown kind {text!r}; the kinds are: {', '.join(KINDS)}")
+    return kind
+
+def _anomaly_table(ev: pd.DataFrame) -> str:
+    "The anomalies as aligned text: time (m:ss), lap, kind, severity, detail."
+    rows = [(f'{int(t // 60)}:{int(t % 60):02d}', str(l), k, s, d) for t, l, k, s, d in
+            zip(ev['time_s'], ev['lap'], ev['kind'], ev['severity'], ev['detail'])]
+    head = ('time', 'lap', 'kind', 'severity', 'detail')
+    w = [max(len(r[i]) for r in rows + [head]) for i in range(4)]
+    line = lambda r: f'{r[0]:>{w[0]}}  {r[1]:>{w[1]}}  {r[2]:<{w[2]}}  {r[3]:<{w[3]}}  {r[4]}'
+    return '\n'.join(line(r) for r in [head] + rows)
+
+def cmd_anomalies(args) -> int:
+    "Print the anomalies of a session (see 20_anomalies): a table, or CSV with --csv. Finding some is not an error."
+    from f1twin.anomalies import detect
+    ev = detect(_load(args.session), kinds=args.kind, min_severity=args.min_severity)
+    for note in ev.attrs.get('notes', []): print(f'f1twin: note: {note}', file=sys.stderr)
+    if args.csv:
+        print(ev[['time_s', 'lap', 'kind', 'severity', 'detail']].to_csv(index=False), end='')
+        return 0
+    n = ev['severity'].value_counts()
+    print(f"{Path(args.session).name}: {len(ev)} anomal{'y' if len(ev) == 1 else 'ies'}"
+          + (' (' + ', '.join(f'{n[s]} {s}' for s in ('critical', 'warning', 'info') if s in n) + ')' if len(ev) else ''))
+    if len(ev): print(_anomaly_table(ev))
+    return 0
+
+def _anomalies_parser(sub):
+    from f1twin.anomalies import KINDS, SEVERITIES
+    sp = sub.add_parser('anomalies', help='find anomalies in a session: gaps, frozen or impossible values, pit and slow '
+                        'laps, offs, spins, lock-ups', description='Find the anomalies of a session: data gaps, stale '
+                        'channels, impossible or non-finite values, teleports, slow laps and pit laps, off-track '
+                        'excursions, spins, wheel lock-ups. Prints time (m:ss), lap, kind, severity and detail; exit 0 '
+                        'whether or not there are any.')
+    sp.add_argument('session', help='session file: the original CSV format or f1twin Parquet')
+    sp.add_argument('--csv', action='store_true', help='CSV output with the columns time_s, lap, kind, severity, detail')
+    sp.add_argument('--kind', type=_kind_arg, nargs='+', action='extend', metavar='KIND',
+                    help=f"only these kinds (quote the ones with a space, or write pit-lap): {', '.join(KINDS)}")
+    sp.add_argument('--min-severity', choices=SEVERITIES, default='info', help='only this severity and worse (default: info)')
+    sp.set_defaults(func=cmd_anomalies)
+
+# %% ../nbs/24_cli.ipynb #efbe3e32
+# Every command that takes --kafka takes the same security options, named as kafka-python's settings are; one
+# function turns them into the KafkaSettings the collector, replay, the panel and the report are given. Passwords
+# are never options of their own (the command line is visible in `ps`): an environment variable or a file.
+def add_kafka_arguments(parser, *, required: bool = False, help: str = 'Kafka bootstrap server') -> None:
+    "Add --kafka and the Kafka security options (protocol, SASL user and mechanism, password source, TLS files)."
+    from f1twin.kafka_conn import PROTOCOLS
+    g = parser.add_argument_group('Kafka', 'where Kafka is and how to log in (the kafka-python settings of the same names)')
+    g.add_argument('--kafka', metavar='HOST:PORT', required=required, help=f'{help} (several: comma-separated)')
+    g.add_argument('--kafka-security-protocol', choices=PROTOCOLS, default='PLAINTEXT', metavar='PROTOCOL',
+                   help=f"security_protocol: {', '.join(PROTOCOLS)} (default: PLAINTEXT)")
+    g.add_argument('--kafka-sasl-mechanism', choices=('PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'), metavar='MECHANISM',
+                   help='sasl_mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (default: PLAIN)')
+    g.add_argument('--kafka-sasl-username', metavar='USER', help='sasl_plain_username')
+    pw = g.add_mutually_exclusive_group()
+    pw.add_argument('--kafka-password-env', metavar='VAR', help='the environment variable holding the SASL password')
+    pw.add_argument('--kafka-password-file', metavar='FILE', help='a file whose first line is the SASL password')
+    g.add_argument('--kafka-ssl-cafile', metavar='FILE', help="ssl_cafile: PEM of the CA that signed the broker's certificate")
+    g.add_argument('--kafka-ssl-certfile', metavar='FILE', help='ssl_certfile: client certificate (PEM), if the broker asks')
+    g.add_argument('--kafka-ssl-keyfile', metavar='FILE', help="ssl_keyfile: the client certificate's private key")
+    g.add_argument('--kafka-ssl-no-check-hostname', dest='kafka_ssl_check_hostname', action='store_false',
+                   help="accept a broker certificate that does not name the host (ssl_check_hostname off)")
+
+def kafka_from_args(args):
+    "The KafkaSettings the options of `add_kafka_arguments` describe; None without --kafka."
+    from f1twin.kafka_conn import KafkaSettings
+    given = [o for o in ('sasl_mechanism', 'sasl_username', 'password_env', 'password_file', 'ssl_cafile',
+                         'ssl_certfile', 'ssl_keyfile') if getattr(args, f'kafka_{o}', None) is not None]
+    if args.kafka is None:
+        if given: raise F1twinError(f"--kafka-{given[0].replace('_', '-')} needs --kafka")
+        return None
+    if args.kafka_sasl_username and not (args.kafka_password_env or args.kafka_password_file):
+        raise F1twinError('--kafka-sasl-username needs the password: --kafka-password-env VAR or --kafka-password-file FILE')
+    return KafkaSettings(args.kafka, args.kafka_security_protocol, args.kafka_sasl_mechanism, args.kafka_sasl_username,
+                         password_env=args.kafka_password_env, password_file=args.kafka_password_file,
+                         cafile=args.kafka_ssl_cafile, certfile=args.kafka_ssl_certfile, keyfile=args.kafka_ssl_keyfile,
+                         check_hostname=args.kafka_ssl_check_hostname)
 
 # %% ../nbs/24_cli.ipynb #b602ada6
 import contextlib, os
@@ -161,12 +357,12 @@ def cmd_fake_ac(args) -> int:
 def cmd_collect(args) -> int:
     "Record sessions from AC's shared memory (or a fake AC), publish to Kafka; follows the game through exits and restarts."
     from f1twin.collector import Collector, CollectorConfig
-    cfg = CollectorConfig(out_dir=Path(args.out), hz=args.hz, car_id=args.car, csv=args.csv, kafka=args.kafka,
+    cfg = CollectorConfig(out_dir=Path(args.out), hz=args.hz, car_id=args.car, csv=args.csv, kafka=kafka_from_args(args),
                           kafka_optional=args.kafka_optional, live_hz=args.live_hz, wait=args.wait)
     with _stop_on_signals(hurry=True) as stop, _log_to_stderr('f1twin collect'):
         collector = Collector(args.dir, cfg)  # a broker that does not answer is an error here (unless --kafka-optional)
         print(f"f1twin collect: recording {'every packet' if not args.hz else f'at {args.hz:g} Hz'} into {args.out}"
-              + (f', publishing to {args.kafka}' if args.kafka else '') + '; Ctrl+C to stop', file=sys.stderr)
+              + (f', publishing to {cfg.kafka}' if cfg.kafka else '') + '; Ctrl+C to stop', file=sys.stderr)
         if args.wait: print(f"f1twin collect: waiting for Assetto Corsa's shared memory in {args.dir or 'the default place'} ...", file=sys.stderr)
         summary = collector.run(stop=stop, hurry=stop.hurry, duration=args.duration, once=args.once)
     print(summary)
@@ -204,7 +400,7 @@ def _collect_parser(sub):
     sp.add_argument('--out', default='sessions', help='folder for session files (default: sessions)')
     sp.add_argument('--hz', type=float, help='record at most HZ samples a second (default: every physics packet)')
     sp.add_argument('--csv', action='store_true', help="also write the original collector's CSV format")
-    sp.add_argument('--kafka', metavar='HOST:PORT', help='publish to this Kafka bootstrap server (it must answer at start)')
+    add_kafka_arguments(sp, help='publish to this Kafka bootstrap server (it must answer at start)')
     sp.add_argument('--kafka-optional', action='store_true', help='with --kafka: record even if the broker does not '
                     'answer at start, and deliver when it does')
     sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: every recorded sample)')
@@ -233,12 +429,15 @@ def _recover_parser(sub):
 # %% ../nbs/24_cli.ipynb #b1e985f6
 def cmd_replay(args) -> int:
     "Publish a recorded session to the Kafka topics, paced like the live session."
-    from f1twin.stream import KafkaPublisher, replay
+    from f1twin.kafka_publish import KafkaPublisher
+    from f1twin.events import replay
     from f1twin.schema import TOPICS
+    settings = kafka_from_args(args)
     df = _load(args.session)
     stop = _stop_on_signals()
-    pub = KafkaPublisher(args.kafka, ensure=TOPICS.values(), client_id='f1twin-replay')
-    try:
+    pub = KafkaPublisher(settings, ensure=TOPICS.values(), client_id='f1twin-replay')
+    try:  # a wrong password or an untrusted certificate: an error now, not a replay into a buffer
+        if not pub.check(): print(f'f1twin replay: Kafka at {settings} is not reachable; buffering until it is', file=sys.stderr)
         r = replay(df, pub.publish, speed=args.speed, car_id=args.car, live_hz=args.live_hz, stop=stop, progress=True)
     finally:  # a broker that never answered gets a short last chance, one that did the time to take the rest
         stats = pub.close(timeout=30 if pub.connected else 5)
@@ -246,7 +445,7 @@ def cmd_replay(args) -> int:
     print(f"replayed {sum(r.messages.values())} messages ({', '.join(f'{k} {v}' for k, v in r.messages.items())}), "
           f"{len(r.laps)} laps in {r.seconds:.1f} s{' (stopped)' if r.stopped else ''}; Kafka: {stats}")
     if lost:
-        print(f'f1twin: error: {lost} message(s) not delivered to {args.kafka}', file=sys.stderr)
+        print(f'f1twin: error: {lost} message(s) not delivered to {settings}', file=sys.stderr)
         return 1
     return 0
 def _replay_parser(sub):
@@ -254,7 +453,7 @@ def _replay_parser(sub):
                         description='Publish a recorded session to the Kafka topics (live telemetry, lap events, sector '
                         'times, session stats) as the collector would, in real time or SPEED times faster.')
     sp.add_argument('session', help='session file to replay')
-    sp.add_argument('--kafka', metavar='HOST:PORT', required=True, help='Kafka bootstrap server')
+    add_kafka_arguments(sp, required=True)
     sp.add_argument('--speed', type=float, default=1.0, help='times real time (default: 1)')
     sp.add_argument('--car', help="car/rig name in the message keys (default: the session's)")
     sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: every sample)')
@@ -265,17 +464,19 @@ def cmd_report(args) -> int:
     "Make the report of a session, or of every session in a folder."
     from f1twin.report import make_report, report_all
     if args.all:
-        index, results = report_all(args.session, args.out)
+        index, results = report_all(args.session, args.out, template=args.template)
         failed = {f: r for f, r in results.items() if isinstance(r, str)}
         for f, why in failed.items(): print(f'f1twin: error: {why}', file=sys.stderr)
         print(f'{len(results) - len(failed)} report(s), {len(failed)} failed; index: {index}')
         return 2 if failed else 0
+    opts = dict(ref_lap=args.ref_lap, ref=args.ref, compare=args.compare, library=args.library, title=args.title,
+                template=args.template)
     if args.kafka:
         if args.session: raise F1twinError('give a session file or --kafka with --session-id/--since, not both')
-        r = make_report(None, args.out or 'reports', ref_lap=args.ref_lap, kafka=args.kafka, session_id=args.session_id,
-                        car_id=args.car, since=args.since, until=args.until)
+        r = make_report(None, args.out or 'reports', kafka=kafka_from_args(args).to_dict(), session_id=args.session_id,
+                        car_id=args.car, since=args.since, until=args.until, **opts)
     elif not args.session: raise F1twinError('which session? give a session file, or --kafka with --session-id or --since')
-    else: r = make_report(args.session, args.out or 'reports', ref_lap=args.ref_lap)
+    else: r = make_report(args.session, args.out or 'reports', **opts)
     print(f'report: {r.html} ({r.html_bytes / 1e6:.1f} MB; executed in {r.seconds_execute:.1f} s, HTML in {r.seconds_html:.1f} s)')
     print(f'notebook: {r.notebook}')
     return 0
@@ -286,17 +487,23 @@ def _report_parser(sub):
                         'is a folder: every session in it, and an index.html linking the reports.')
     sp.add_argument('session', nargs='?', help='session file (or, with --all, a folder of session files)')
     sp.add_argument('--out', help='output folder (default: reports, or FOLDER/reports with --all)')
-    sp.add_argument('--kafka', metavar='HOST:PORT', help='read the session back from the Kafka topics instead of a file')
+    add_kafka_arguments(sp, help='read the session back from the Kafka topics instead of a file: bootstrap server')
     sp.add_argument('--session-id', help='with --kafka: the session to report')
     sp.add_argument('--car', help='with --kafka: the car/rig')
     sp.add_argument('--since', help='with --kafka: start of a time range (ISO 8601 with time zone), instead of --session-id')
     sp.add_argument('--until', help='with --kafka: end of the time range')
     sp.add_argument('--ref-lap', type=int, help='reference lap of the comparison (default: the best lap)')
+    sp.add_argument('--ref', metavar='SESSION:LAP', help='reference: a lap of another session of the same track and car')
+    sp.add_argument('--library', metavar='FOLDER', help="reference: the all-time best in this folder's lap library")
+    sp.add_argument('--compare', metavar='LAPS', help="laps to compare, e.g. 3,7 (the first is the reference) or 7")
+    sp.add_argument('--title', help='title of the report (default: Session report)')
     sp.add_argument('--all', action='store_true', help='report every session file in the folder SESSION')
+    sp.add_argument('--template', metavar='NOTEBOOK', help="your own report notebook, run with the same parameters (it needs "
+                    "a cell tagged 'parameters'; start from a copy of f1twin/templates/report.ipynb)")
     sp.set_defaults(func=cmd_report)
 
 # %% ../nbs/24_cli.ipynb #adcf7fe4
-PARSERS = (_laps_parser, _info_parser, _convert_parser, _fake_ac_parser, _collect_parser, _recover_parser, _replay_parser, _report_parser)
+PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _library_parser, _anomalies_parser, _fake_ac_parser, _collect_parser, _recover_parser, _replay_parser, _report_parser)
 
 def build_parser() -> argparse.ArgumentParser:
     "The `f1twin` argument parser: one subcommand per job, each added by its `_<command>_parser` function."

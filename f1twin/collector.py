@@ -13,7 +13,7 @@ from .schema import F1twinError, SessionMeta, TOPICS, TELEMETRY_LIVE, LAP_EVENTS
 from .laprules import LapRule, format_lap_time
 from .io import SessionWriter, SessionCloseError
 from . import shm
-from .stream import KafkaPublisher, PublishStats, LapTracker, SessionStats, StreamError, ensure_topics, live_message
+from .events import LapTracker, SessionStats, live_message  # no Kafka code: that is imported only when asked for
 
 log = logging.getLogger('f1twin.collector')
 
@@ -32,7 +32,7 @@ class CollectorConfig:
     hz: float | None = None  # record rate; None: every physics packet (up to 333 Hz)
     car_id: str = 'local'  # this rig's name: part of the Kafka key and the file name
     csv: bool = False  # also write the original CSV format
-    kafka: str | None = None  # bootstrap servers; None: no Kafka
+    kafka: str | KafkaSettings | None = None  # bootstrap servers (or KafkaSettings, with security); None: no Kafka
     kafka_optional: bool = False  # a broker that does not answer at start: record anyway (True) or CollectorError
     kafka_check_s: float = 5.0  # how long the check at start waits for the broker
     kafka_close_s: float = 10.0  # how long the end of a run waits for Kafka to take what is buffered
@@ -72,7 +72,7 @@ class CollectorSummary:
         lines += [f'NOT CLOSED: {p}' for p in self.problems]
         return '\n'.join(lines)
 
-# %% ../nbs/12_collector.ipynb #99ca078e
+# %% ../nbs/12_collector.ipynb #df2df3d7
 class PacketCounter:
     "Sorts each jump in the physics packetId into ids the collector missed and ids the game never wrote."
     def __init__(self, period_s: float = 1 / 333):
@@ -102,16 +102,22 @@ class PacketCounter:
             self.missed += missed
             self.skipped += steps - 1 - missed
 
-# %% ../nbs/12_collector.ipynb #db46b95a
+# %% ../nbs/12_collector.ipynb #33d21b62
 def _publisher(cfg: CollectorConfig) -> KafkaPublisher | None:
     "The publisher `cfg` asks for (None without Kafka); a broker that does not answer is a CollectorError unless optional."
     if not cfg.kafka: return None
+    from f1twin.kafka_conn import KafkaAuthError, kafka_settings
+    from f1twin.kafka_admin import ensure_topics
+    from f1twin.kafka_publish import KafkaPublisher
+    from f1twin.messages import StreamError
+    settings = kafka_settings(cfg.kafka, cfg.security)
     if not cfg.kafka_optional:
-        try: ensure_topics(cfg.kafka, TOPICS.values(), security=cfg.security, timeout_s=cfg.kafka_check_s)
+        try: ensure_topics(settings, TOPICS.values(), timeout_s=cfg.kafka_check_s)
+        except KafkaAuthError: raise  # wrong credentials: waiting would not help
         except StreamError as e:
             raise CollectorError(f'{e}. Start the broker, or record without it and deliver when it answers '
                                  '(kafka_optional, the CLI\'s --kafka-optional)') from None
-    return KafkaPublisher(cfg.kafka, security=cfg.security, client_id=f'f1twin-collector-{cfg.car_id}',
+    return KafkaPublisher(settings, client_id=f'f1twin-collector-{cfg.car_id}',
                           ensure=TOPICS.values() if cfg.kafka_optional else ())
 
 def close_publisher(publisher: KafkaPublisher, timeout: float, hurry: threading.Event | None = None) -> PublishStats:
@@ -144,7 +150,7 @@ def kafka_report(stats: PublishStats, bootstrap: str | None = None) -> str:
     return head + (': ' + ', '.join(parts) if parts else ': nothing published') + \
         (f'; the broker was unreachable {stats.outages} time(s)' if stats.outages else '')
 
-# %% ../nbs/12_collector.ipynb #780e21f1
+# %% ../nbs/12_collector.ipynb #266e3ea7
 class SessionRecorder:
     "One session as it is recorded: its file (flushed by a disk thread), its lap and sector events, what it publishes."
     def __init__(self, static: shm.Static, cfg: CollectorConfig, publisher: KafkaPublisher | None,
@@ -213,7 +219,7 @@ class SessionRecorder:
         self._wait_flush()
         return self.writer.close()
 
-# %% ../nbs/12_collector.ipynb #ef7eb5e5
+# %% ../nbs/12_collector.ipynb #01b3b80c
 def _tune_interpreter():
     "A short GIL switch interval and gc.freeze for the polling loop; returns the function that undoes both."
     switch, frozen = sys.getswitchinterval(), gc.get_freeze_count()
@@ -228,7 +234,7 @@ class Recording:
     "The sessions of one run: each LIVE packet into the current session, new sessions at restarts, packet counts."
     def __init__(self, cfg: CollectorConfig, publisher: KafkaPublisher | None):
         self.cfg, self.publisher = cfg, publisher
-        self.summary = CollectorSummary(kafka_bootstrap=cfg.kafka)
+        self.summary = CollectorSummary(kafka_bootstrap=str(cfg.kafka) if cfg.kafka else None)
         self.session: SessionRecorder | None = None
         self.counter, self._rule, self._last = PacketCounter(), LapRule(), None
         self._disk = ThreadPoolExecutor(1, thread_name_prefix='f1twin-disk')
@@ -291,7 +297,7 @@ class Recording:
         finally: self._disk.shutdown()
         return self.summary
 
-# %% ../nbs/12_collector.ipynb #cc7bc257
+# %% ../nbs/12_collector.ipynb #e4c7ae42
 def wait_for_pages(source, stop: threading.Event, deadline: float = math.inf, poll_s: float = 0.5,
                    wait: bool = True) -> shm.ACPages | None:
     "Open the game's pages (see `shm.open_pages`), waiting while they are not there; None if `stop` or `deadline` came first."
@@ -313,7 +319,7 @@ class Collector:
         self.pages = pages if isinstance(pages, shm.ACPages) else None
         self._source = self.pages.source if self.pages is not None else pages
         self.publisher = publisher if publisher is not None else _publisher(self.cfg)
-        self.summary = CollectorSummary(kafka_bootstrap=self.cfg.kafka)
+        self.summary = CollectorSummary(kafka_bootstrap=str(self.cfg.kafka) if self.cfg.kafka else None)
 
     def run(self, stop: threading.Event | None = None, duration: float | None = None, once: bool = False,
             hurry: threading.Event | None = None) -> CollectorSummary:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .schema import COLUMNS, TELEMETRY_FIELDS, SessionMeta, F1twinError, _fill_value, conform
+from .schema import COLUMNS, DTYPES, TELEMETRY_FIELDS, SessionMeta, F1twinError, _fill_value, conform
 from .laprules import session_time_ms
 
 # %% auto #0
@@ -44,61 +44,105 @@ CSV_EXPORT_ORDER = ('Timestamp', 'Speed_kmh', 'RPM', 'Throttle', 'Brake', 'Steer
     'iCurrentTime_ms', 'CurrentLapTime_str', 'iLastTime_ms', 'iBestTime_ms', 'DistanceTraveled_m', 'LapNumberTotal',
     'CurrentSectorIndex', 'LastSectorTime_ms', 'IsInPit', 'IsInPitLane', 'TyreCompound', 'CarX', 'CarY', 'CarZ',
     'Flag', 'SurfaceGrip')
-_CSV_INTEGERS = ('Timestamp', 'RPM', 'Gear', 'CompletedLaps', 'iCurrentTime_ms', 'iLastTime_ms', 'iBestTime_ms',
-                 'CurrentSectorIndex', 'LastSectorTime_ms', 'Flag')
+_CSV_REQUIRED = ('Timestamp', 'RPM', 'Gear', 'CompletedLaps', 'iCurrentTime_ms', 'iLastTime_ms', 'iBestTime_ms',
+                 'CurrentSectorIndex', 'LastSectorTime_ms', 'Flag')  # never empty
+_CSV_KNOWN = set(CSV_EXPORT_ORDER) | set(CSV_OPTIONAL) | {'DistanceTraveled_m_Original'}  # read, or known and unused
 _CSV_BOOLS = ('IsInPit', 'IsInPitLane')
 DEFAULT_CAR_ID = 'local'
 
 # %% ../nbs/02_io.ipynb #ffb4b4b1
-def _read_text(path: Path) -> tuple[str, list[str]]:
-    "The file's text and its header fields; a cut-off last line is dropped with a warning."
+_SEPARATORS = {',': 'a comma', ';': "';'", '\t': 'tab'}
+
+def _text(path: Path) -> str:
     if not path.exists(): raise SessionFileError(f'{path}: no such file')
     if path.is_dir(): raise SessionFileError(f'{path}: is a directory, expected a session file')
     try: text = path.read_bytes().decode('utf-8-sig')
     except UnicodeDecodeError as e:
-        raise SessionFileError(f'{path}: not a text CSV file (byte {e.start} is not UTF-8)') from None
+        raise SessionFileError(f'{path}: not a text CSV file (byte {e.start} is not UTF-8); save it as UTF-8 CSV') from None
     if not text.strip(): raise SessionFileError(f'{path}: empty file, expected a CSV header line and data rows')
-    header = text.split('\n', 1)[0].strip().split(',')
+    return text.replace('\r\n', '\n')
+
+def _separator(first_line: str) -> str:
+    "The field separator that splits the header into the format's column names (a comma when none does)."
+    for sep in _SEPARATORS:
+        if {'Timestamp', 'CompletedLaps', 'iCurrentTime_ms'} <= {n.strip().strip('"') for n in first_line.split(sep)}:
+            return sep
+    return ','
+
+def _read_text(path: Path) -> tuple[str, str, str]:
+    "The file's text (a cut-off last line dropped with a warning), its field separator and decimal mark."
+    text = _text(path)
+    first = text.split('\n', 1)[0]
+    sep = _separator(first)
     body = text.rstrip('\n')
     last_nl = body.rfind('\n')
     if last_nl < 0: raise SessionFileError(f'{path}: has a header but no data rows')
-    last = body[last_nl + 1:]
-    if last.count(',') + 1 < len(header):
-        n_line = body.count('\n') + 1
-        warnings.warn(f'{path}: line {n_line} is truncated ({last.count(",") + 1} of {len(header)} fields); dropped it',
-                      stacklevel=3)
+    n_fields, last = first.count(sep) + 1, body[last_nl + 1:]
+    if last.count(sep) + 1 < n_fields:
+        warnings.warn(f'{path}: line {body.count(chr(10)) + 1} is truncated ({last.count(sep) + 1} of {n_fields} '
+                      'fields); dropped it', stacklevel=3)
         body = body[:last_nl]
         if '\n' not in body: raise SessionFileError(f'{path}: has a header but no complete data rows')
-    return body + '\n', header
+    decimal = ',' if sep != ',' and re.search(r'\d,\d', body[:20000]) else '.'
+    if sep != ',':
+        warnings.warn(f'{path}: fields separated by {_SEPARATORS[sep]}' + (", with ',' as the decimal mark" if decimal
+                      == ',' else '') + " (a spreadsheet's export?): read as such", stacklevel=3)
+    return body + '\n', sep, decimal
 
 # %% ../nbs/02_io.ipynb #46363c9b
 def _first_bad(ok: np.ndarray) -> int:
     "Row index of the first False in `ok`."
     return int(np.flatnonzero(~ok)[0])
 
+def _value_problem(num: np.ndarray, dtype: str) -> tuple[np.ndarray, str] | None:
+    "(rows in error, what is wrong) for the numbers of a column whose record type is `dtype`; None if all fit."
+    finite = np.isfinite(num)
+    bad = ~finite & ~np.isnan(num)
+    if bad.any(): return bad, 'not a finite number'
+    if dtype.startswith('int'):
+        info = np.iinfo(dtype)
+        bad = finite & ((num < info.min) | (num > info.max))
+        if bad.any(): return bad, f'too large for the record ({dtype}: {info.min} to {info.max})'
+        bad = finite & (num != np.round(num))
+        if bad.any(): return bad, 'expected a whole number'
+    elif dtype == 'float32':
+        bad = np.abs(num) > np.finfo(np.float32).max
+        if bad.any(): return bad, 'too large for the record (float32)'
+    return None
+
+def _check_number_column(path: Path, c: str, s: pd.Series) -> None:
+    num = s if pd.api.types.is_numeric_dtype(s) else pd.to_numeric(s, errors='coerce')
+    bad_text = (num.isna() & s.notna()).to_numpy()
+    if bad_text.any():
+        i = _first_bad(~bad_text)
+        raise SessionFileError(f'{path}, line {i + 2}, column {c}: expected a number, got {s.iloc[i]!r}')
+    if c in _CSV_REQUIRED and num.isna().any():
+        i = _first_bad(num.notna().to_numpy())
+        raise SessionFileError(f'{path}, line {i + 2}, column {c}: empty, expected a whole number')
+    problem = _value_problem(num.to_numpy(np.float64), DTYPES[{**CSV_COLUMNS, **CSV_OPTIONAL}[c]])
+    if problem is not None:
+        i = _first_bad(~problem[0])
+        raise SessionFileError(f'{path}, line {i + 2}, column {c}: {problem[1]}, got {s.iloc[i]!r}')
+
+# %% ../nbs/02_io.ipynb #c0a1e2f3
 def _check_csv_columns(path: Path, raw: pd.DataFrame) -> None:
     "Raise SessionFileError naming the first missing column or the first value that is not what the column needs."
     missing = [c for c in CSV_COLUMNS if c not in raw.columns]
     if missing:
-        raise SessionFileError(f"{path}: missing column(s) {', '.join(missing)}; expected the original collector's CSV "
-                               f"columns {', '.join(CSV_COLUMNS)}")
+        raise SessionFileError(f"{path}: missing column(s) {', '.join(missing)}; expected a comma-separated file with "
+                               f"the original collector's columns {', '.join(CSV_COLUMNS)}")
+    unknown = [str(c) for c in raw.columns if c not in _CSV_KNOWN]
+    if unknown: warnings.warn(f"{path}: column(s) {', '.join(unknown)} are not part of the recording format; ignored",
+                              stacklevel=3)
     for c in list(CSV_COLUMNS) + [c for c in CSV_OPTIONAL if c in raw.columns]:
-        if c in ('TyreCompound',): continue
+        if c == 'TyreCompound': continue
         s = raw[c]
         if c in _CSV_BOOLS:
             ok = s.isin([True, False, 'True', 'False']).to_numpy()
             if not ok.all():
                 i = _first_bad(ok)
                 raise SessionFileError(f'{path}, line {i + 2}, column {c}: expected True or False, got {s.iloc[i]!r}')
-            continue
-        num = s if pd.api.types.is_numeric_dtype(s) else pd.to_numeric(s, errors='coerce')
-        bad_text = (num.isna() & s.notna()).to_numpy()
-        if bad_text.any():
-            i = _first_bad(~bad_text)
-            raise SessionFileError(f'{path}, line {i + 2}, column {c}: expected a number, got {s.iloc[i]!r}')
-        if c in _CSV_INTEGERS and num.isna().any():
-            i = _first_bad(num.notna().to_numpy())
-            raise SessionFileError(f'{path}, line {i + 2}, column {c}: empty, expected a whole number')
+        else: _check_number_column(path, c, s)
 
 # %% ../nbs/02_io.ipynb #fba667db
 def _csv_to_record(raw: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -131,9 +175,10 @@ def _sidecar_meta(path: Path) -> dict:
 def read_csv_session(path) -> pd.DataFrame:
     "Read a session in the original collector's CSV format into telemetry records with metadata."
     path = Path(path)
-    text, header = _read_text(path)
+    text, sep, decimal = _read_text(path)
     try:
-        raw = pd.read_csv(_io.StringIO(text), low_memory=False, keep_default_na=False, na_values=['', 'nan', 'NaN'])
+        raw = pd.read_csv(_io.StringIO(text), sep=sep, decimal=decimal, low_memory=False, keep_default_na=False,
+                          na_values=['', 'nan', 'NaN'])
     except pd.errors.ParserError as e:
         m = re.search(r'Expected (\d+) fields in line (\d+), saw (\d+)', str(e))
         detail = f'line {m[2]} has {m[3]} fields, expected {m[1]}' if m else str(e)
@@ -226,13 +271,16 @@ def read_parquet_session(path) -> pd.DataFrame:
 
 # %% ../nbs/02_io.ipynb #10076005
 def load_session(path) -> pd.DataFrame:
-    "Load a session file (the original CSV format or f1twin Parquet, or the parts a crashed recording left) into telemetry records with metadata."
+    """Load a session file (the original CSV format, f1twin Parquet, the parts a crashed recording left, a MoTeC log
+    `.ld`/`.ldx` or a MoTeC i2 CSV export) into telemetry records with metadata."""
     path = Path(path)
     if not path.exists(): raise SessionFileError(f'{path}: no such file')
     if path.is_dir() and path.name.endswith(PARTS_SUFFIX): return read_parts(path)
     if path.is_dir(): raise SessionFileError(f'{path}: is a directory, expected a session file')
-    with open(path, 'rb') as f: magic = f.read(4)
-    return read_parquet_session(path) if magic == b'PAR1' else read_csv_session(path)
+    with open(path, 'rb') as f: head = f.read(64)
+    if head[:4] == b'PAR1': return read_parquet_session(path)
+    from f1twin import motec  # a later module of this layer (it imports this one), so imported when first needed
+    return motec.read_motec(path) if motec.is_motec_file(path, head) else read_csv_session(path)
 
 # %% ../nbs/02_io.ipynb #99d361e7
 PARTS_SUFFIX = '.parts'

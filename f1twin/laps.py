@@ -8,23 +8,35 @@ import numpy as np
 import pandas as pd
 import warnings
 from .schema import F1twinError
-from .laprules import lap_starts, session_time_ms, restarts, recording_order, format_lap_time
+from .laprules import lap_starts, session_time_ms, restarts, recording_order, format_lap_time, sector_ends
 
 # %% auto #0
 __all__ = ['CHANNELS', 'LapError', 'prepare_session', 'split_runs', 'lap_bounds', 'split_laps', 'session_meta_length',
            'lap_table', 'representative_laps', 'sector_table', 'theoretical_best_ms', 'consistency', 'lap_samples',
-           'on_grid', 'distance_grid', 'compare_laps']
+           'split_anchors', 'on_grid', 'common_anchors', 'distance_grid', 'compare_laps']
 
 # %% ../nbs/13_laps.ipynb #f97e77f1
 class LapError(F1twinError, ValueError):
     "A session whose laps cannot be analysed (e.g. no completed lap where one is needed)."
 
 # %% ../nbs/13_laps.ipynb #b35a4773
+def _duplicates(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    "Rows equal, in `cols`, to an earlier row: found by a 64-bit hash of each row, then confirmed value by value."
+    h = pd.util.hash_pandas_object(df[cols], index=False).to_numpy()
+    codes, _ = pd.factorize(h)
+    _, first = np.unique(codes, return_index=True)
+    cand = np.flatnonzero(first[codes] != np.arange(len(h)))
+    if not len(cand): return np.zeros(len(df), bool)
+    a, b = df[cols].iloc[cand].reset_index(drop=True), df[cols].iloc[first[codes[cand]]].reset_index(drop=True)
+    same = ((a == b) | (a.isna() & b.isna())).all(axis=1).to_numpy()  # a hash collision is not a duplicate
+    out = np.zeros(len(df), bool)
+    out[cand[same]] = True
+    return out
+
 def prepare_session(df: pd.DataFrame) -> pd.DataFrame:
     "The session without duplicate samples and in recording order; a warning says what was found or fixed."
     if len(df) == 0: raise LapError('empty session: no samples')
-    data_cols = [c for c in df.columns if c not in ('packet_id', 'session_time_s')]
-    dup = df.duplicated(subset=data_cols).to_numpy()
+    dup = _duplicates(df, [c for c in df.columns if c not in ('packet_id', 'session_time_s')])
     out = df[~dup].reset_index(drop=True) if dup.any() else df
     order, notes = recording_order(out)
     if dup.any(): notes.insert(0, f'{int(dup.sum())} duplicate sample(s) dropped')
@@ -137,48 +149,47 @@ def session_meta_length(df: pd.DataFrame) -> float:
 
 # %% ../nbs/13_laps.ipynb #78620aa4
 def _sector_times(df: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    "Sector times (ms) per lap, as the game reported them when each sector ended; columns s1_ms, s2_ms, ..."
-    sector = df['sector'].to_numpy(np.int64)
-    sec_ms = df['last_sector_time_ms'].to_numpy(np.float64)
-    lap_of_row = np.repeat(np.arange(len(b)), (b['last'] - b['first'] + 1).to_numpy())
-    change = np.flatnonzero(sector[1:] != sector[:-1]) + 1  # first row of a new sector
-    inside = change[lap_of_row[change] == lap_of_row[change - 1]]
-    rows = pd.DataFrame({'seg': lap_of_row[inside - 1], 'sector': sector[inside - 1], 'ms': sec_ms[inside]})
-    # the last sector ends at the line: its time is reported on the first row of the next lap
-    ends = b.index[b['counted']].to_numpy()
-    nxt = b['last'].to_numpy()[ends] + 1
-    rows = pd.concat([rows, pd.DataFrame({'seg': ends, 'sector': sector[nxt - 1], 'ms': sec_ms[nxt]})])
-    rows = rows[rows['ms'] > 0]
-    n_sectors = int(sector.max()) + 1
-    table = rows.pivot_table(index='seg', columns='sector', values='ms', aggfunc='last')
-    table = table.reindex(index=b.index, columns=range(n_sectors))
-    table.columns = [f's{k + 1}_ms' for k in table.columns]
-    return table
+    "Sector times (ms) per lap, as the game reported them when each sector ended (`laprules.sector_ends`); s1_ms, ..."
+    first, n = b['first'].to_numpy(), len(b)
+    counted_at = b['last'].to_numpy()[b['counted'].to_numpy()] + 1  # the last sector ends on the next lap's first row
+    ends = sector_ends(df, first[1:], counted_at)
+    seg = np.searchsorted(first, ends['row'].to_numpy() - 1, side='right') - 1  # the lap the sector belongs to
+    n_sectors = int(df['sector'].max()) + 1 if len(df) else 0
+    key = seg * n_sectors + ends['sector'].to_numpy()
+    last = len(key) - 1 - np.unique(key[::-1], return_index=True)[1]  # a sector reported twice: the later time
+    table = np.full((n, n_sectors), np.nan)
+    table[seg[last], ends['sector'].to_numpy()[last]] = ends['time_ms'].to_numpy()[last]
+    return pd.DataFrame(table, columns=[f's{k + 1}_ms' for k in range(n_sectors)])
+
+def _per_lap(values: np.ndarray, first: np.ndarray, how: str) -> np.ndarray:
+    "max / mean / any of `values` over each lap (laps are contiguous rows starting at `first`); NaN ignored."
+    if how == 'any': return np.logical_or.reduceat(values.astype(bool), first)
+    v = values.astype(np.float64)
+    if how == 'max': return np.fmax.reduceat(v, first)
+    ok = ~np.isnan(v)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.add.reduceat(np.where(ok, v, 0.0), first) / np.add.reduceat(ok, first)
 
 def lap_table(df: pd.DataFrame) -> pd.DataFrame:
     "One row per lap: lap and sector times as the game timed them, lap kind and flags, and speed/pedal figures."
     b = lap_bounds(df)
-    sizes = (b['last'] - b['first'] + 1).to_numpy()
-    g = df.assign(_seg=np.repeat(b.index, sizes), _full=df['throttle'] >= 0.98,
-                  _braking=df['brake'] > 0.05).groupby('_seg')
-    pit_lane = df['in_pit_lane'].to_numpy()
-    kind = np.where((~b['counted'] & b['ended']).to_numpy() | pit_lane[b['first']], 'out',
-                    np.where(pit_lane[b['last']] & b['ended'].to_numpy(), 'in', 'flying'))
+    first, sizes = b['first'].to_numpy(), (b['last'] - b['first'] + 1).to_numpy()
+    col = lambda c: df[c].to_numpy()
+    pit_lane = col('in_pit_lane').astype(bool)
+    ended = b['ended'].to_numpy()
+    kind = np.where((~b['counted'].to_numpy() & ended) | pit_lane[first], 'out',
+                    np.where(pit_lane[b['last'].to_numpy()] & ended, 'in', 'flying'))
     t = pd.DataFrame({
-        'lap': b['lap'].to_numpy(),
-        'lap_time_ms': b['lap_time_ms'].to_numpy(),
-        'kind': kind,
-        'partial': b['partial'].to_numpy(),
-        'pit': g['in_pit_lane'].any().to_numpy() | g['in_pit'].any().to_numpy(),
-        'timing': b['timing'].to_numpy(),
-        'samples': sizes,
-        'top_speed_kmh': g['speed_kmh'].max().to_numpy(np.float64).round(1),
-        'avg_speed_kmh': g['speed_kmh'].mean().to_numpy(np.float64).round(1),
-        'max_rpm': g['rpm'].max().to_numpy(),
-        'full_throttle_pct': (g['_full'].mean() * 100).to_numpy(np.float64).round(1),
-        'braking_pct': (g['_braking'].mean() * 100).to_numpy(np.float64).round(1),
+        'lap': b['lap'].to_numpy(), 'lap_time_ms': b['lap_time_ms'].to_numpy(), 'kind': kind,
+        'partial': b['partial'].to_numpy(), 'pit': _per_lap(pit_lane | col('in_pit').astype(bool), first, 'any'),
+        'timing': b['timing'].to_numpy(), 'samples': sizes,
+        'top_speed_kmh': _per_lap(col('speed_kmh'), first, 'max').round(1),
+        'avg_speed_kmh': _per_lap(col('speed_kmh'), first, 'mean').round(1),
+        'max_rpm': np.maximum.reduceat(col('rpm'), first),
+        'full_throttle_pct': (_per_lap(col('throttle') >= 0.98, first, 'mean') * 100).round(1),
+        'braking_pct': (_per_lap(col('brake') > 0.05, first, 'mean') * 100).round(1),
     })
-    t = pd.concat([t, _sector_times(df, b).reset_index(drop=True)], axis=1)
+    t = pd.concat([t, _sector_times(df, b)], axis=1)
     t.insert(2, 'lap_time', [format_lap_time(x) for x in t['lap_time_ms']])
     return t.set_index('lap')
 
@@ -209,7 +220,7 @@ def consistency(sectors: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({'mean_ms': x.mean(), 'std_ms': x.std(ddof=1), 'range_ms': x.max() - x.min(), 'laps': x.count()})
 
 # %% ../nbs/13_laps.ipynb #eac5e88f
-CHANNELS = ('speed_kmh', 'throttle', 'brake', 'gear', 'steering', 'rpm')
+CHANNELS = ('speed_kmh', 'throttle', 'brake', 'gear', 'steering', 'rpm', 'car_x', 'car_z')
 
 def lap_samples(df: pd.DataFrame, lap: int, bounds: pd.DataFrame | None = None) -> pd.DataFrame:
     "The samples of one lap with lap-relative `distance`, its line-to-line length and time in `attrs`."
@@ -223,21 +234,48 @@ def lap_samples(df: pd.DataFrame, lap: int, bounds: pd.DataFrame | None = None) 
                  'lap_time_ms': float(row['lap_time_ms']), 'partial': bool(row['partial'])}
     return one
 
-def on_grid(lap: pd.DataFrame, grid: np.ndarray, length: float) -> pd.DataFrame:
-    "One lap's channels and elapsed time at `grid` (m, 0..length): the lap is stretched to `length`."
-    own = lap.attrs.get('length_m', np.nan)
-    d = lap['distance'].to_numpy(np.float64) * (length / own if np.isfinite(own) and own > 0 else 1.0)
-    t_ms = lap['current_lap_time_ms'].to_numpy(np.float64)
-    ends_d, ends_t = [0.0], [0.0]
-    if np.isfinite(lap.attrs.get('lap_time_ms', np.nan)):  # the next line: exactly the lap time
-        ends_d.append(length); ends_t.append(lap.attrs['lap_time_ms'])
-    dd = np.r_[ends_d[0], d, ends_d[1:]]
-    tt = np.r_[ends_t[0], t_ms, ends_t[1:]]
-    out = {'time_s': np.interp(grid, dd, tt) / 1000}
+def split_anchors(lap: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    "A lap's timing lines: their distances (m) and the game's elapsed times there (ms): start, sector lines, finish."
+    d, clock = lap['distance'].to_numpy(np.float64), lap['current_lap_time_ms'].to_numpy(np.float64)
+    sector, sec_ms = lap['sector'].to_numpy(np.int64), lap['last_sector_time_ms'].to_numpy(np.float64)
+    rows = np.flatnonzero(sector[1:] != sector[:-1]) + 1
+    split = np.cumsum(sec_ms[rows])
+    c0, c1 = clock[rows - 1], clock[rows]
+    ok = (sec_ms[rows] > 0).all() and ((split >= c0 - 1) & (split <= c1 + 1)).all()  # the game's split lies there
+    if not ok: rows, split, c0, c1 = rows[:0], split[:0], c0[:0], c1[:0]
+    frac = np.clip((split - c0) / np.where(c1 > c0, c1 - c0, 1), 0, 1)
+    at = d[rows - 1] + frac * (d[rows] - d[rows - 1])
+    length, lap_ms = lap.attrs.get('length_m', np.nan), lap.attrs.get('lap_time_ms', np.nan)
+    end = [(length, lap_ms)] if np.isfinite(length) and np.isfinite(lap_ms) else []
+    return np.r_[0.0, at, [e[0] for e in end]], np.r_[0.0, split, [e[1] for e in end]]
+
+# %% ../nbs/13_laps.ipynb #0fe988ab
+def _warp(d: np.ndarray, own: np.ndarray, common: np.ndarray) -> np.ndarray:
+    "Distances `d` of a lap whose lines are at `own` (m), stretched piecewise so its lines fall at `common` (m)."
+    scale = np.diff(common) / np.diff(own)
+    k = np.clip(np.searchsorted(own, d, side='right') - 1, 0, len(own) - 2)  # the stretch each distance is in
+    return common[k] + (d - own[k]) * scale[k]
+
+def on_grid(lap: pd.DataFrame, grid: np.ndarray, anchors: np.ndarray) -> pd.DataFrame:
+    "One lap's channels and elapsed time at `grid` (m), its timing lines stretched onto `anchors` (m)."
+    own_d, own_t = split_anchors(lap)
+    common = anchors if len(own_d) == len(anchors) else anchors[[0, -1]]
+    if len(common) != len(own_d): own_d, own_t = own_d[[0, -1]], own_t[[0, -1]]
+    d = _warp(lap['distance'].to_numpy(np.float64), own_d, common)
+    dd = np.r_[common, d]
+    tt = np.r_[own_t, lap['current_lap_time_ms'].to_numpy(np.float64)]
+    order = np.argsort(dd, kind='stable')
+    out = {'time_s': np.interp(grid, dd[order], tt[order]) / 1000}
     for ch in CHANNELS:
         v = lap[ch].to_numpy(np.float64)
         out[ch] = v[np.clip(np.searchsorted(d, grid, side='right') - 1, 0, len(d) - 1)] if ch == 'gear' else np.interp(grid, d, v)
     return pd.DataFrame(out, index=pd.Index(grid, name='distance'))
+
+def common_anchors(laps: list[pd.DataFrame]) -> np.ndarray:
+    "The timing lines of a set of laps on one grid: the median distance of each line over the laps that have them all."
+    own = [split_anchors(l)[0] for l in laps]
+    n = max(len(a) for a in own)
+    return np.median(np.vstack([a for a in own if len(a) == n]), axis=0)
 
 def distance_grid(df: pd.DataFrame, step: float = 5.0, laps=None) -> pd.DataFrame:
     "Every complete lap (or `laps`) on one distance grid of `step` metres: a long frame indexed by (lap, distance)."
@@ -245,11 +283,12 @@ def distance_grid(df: pd.DataFrame, step: float = 5.0, laps=None) -> pd.DataFram
     full = b[~b['partial'] & b['lap_time_ms'].notna()]
     if laps is None: laps = full['lap'].tolist()
     if not len(laps): raise LapError('no complete timed lap to put on a distance grid')
-    length = float(full['length_m'].median())
-    grid = np.arange(0.0, length, step)
-    # one iteration per lap, vectorised within the lap
-    frames = {n: on_grid(lap_samples(df, n, b), grid, length) for n in laps}
-    return pd.concat(frames, names=['lap'])
+    samples = {n: lap_samples(df, n, b) for n in laps}  # one iteration per lap, vectorised within the lap
+    anchors = common_anchors(list(samples.values()))
+    grid = np.arange(0.0, anchors[-1], step)
+    g = pd.concat({n: on_grid(x, grid, anchors) for n, x in samples.items()}, names=['lap'])
+    g.attrs = {**df.attrs, 'anchors_m': anchors}
+    return g
 
 # %% ../nbs/13_laps.ipynb #b2a448fc
 def _lap_arg(x, name: str) -> pd.DataFrame:
@@ -257,19 +296,29 @@ def _lap_arg(x, name: str) -> pd.DataFrame:
     if isinstance(x, pd.DataFrame) and 'lap' in x.attrs: return x
     raise LapError(f'{name}: expected (session, lap_number) or a frame from lap_samples, got {type(x).__name__}')
 
+def _same_track(ref: pd.DataFrame, cmp: pd.DataFrame) -> None:
+    "LapError if the two laps' sessions say they are of different tracks or cars."
+    a, b = ref.attrs.get('f1twin', {}), cmp.attrs.get('f1twin', {})
+    for key in ('track', 'track_config', 'car'):
+        if a.get(key) and b.get(key) and a[key] != b[key]:
+            raise LapError(f"the laps are of different {key.replace('_', ' ')}s ({a[key]!r} and {b[key]!r}); "
+                           'compare laps of the same track and car')
+
 def compare_laps(reference, other, step: float = 2.0) -> pd.DataFrame:
     "Two laps on one distance grid: `{channel}_ref`, `{channel}_cmp`, elapsed times and `delta_s` (positive = other slower)."
     ref, cmp = _lap_arg(reference, 'reference'), _lap_arg(other, 'other')
     for x, name in ((ref, 'reference'), (cmp, 'other')):
         if x.attrs['partial'] or not np.isfinite(x.attrs['lap_time_ms']):
             raise LapError(f"{name}: lap {x.attrs['lap']} is not a complete timed lap; compare complete laps")
-    length = ref.attrs['length_m']
-    grid = np.r_[np.arange(0.0, length, step), length]
-    a, b = on_grid(ref, grid, length), on_grid(cmp, grid, length)
+    _same_track(ref, cmp)
+    anchors = split_anchors(ref)[0]
+    grid = np.union1d(np.arange(0.0, anchors[-1], step), anchors)  # the timing lines are on the grid
+    a, b = on_grid(ref, grid, anchors), on_grid(cmp, grid, anchors)
     out = pd.concat([a.add_suffix('_ref'), b.add_suffix('_cmp')], axis=1)
     out['delta_s'] = out['time_s_cmp'] - out['time_s_ref']
     out.attrs = {'ref_label': _label(ref), 'cmp_label': _label(cmp), 'ref_time_ms': ref.attrs['lap_time_ms'],
-                 'cmp_time_ms': cmp.attrs['lap_time_ms'], 'length_m': length}
+                 'cmp_time_ms': cmp.attrs['lap_time_ms'], 'length_m': float(anchors[-1]),
+                 'lines_m': anchors.tolist()}
     return out.rename(columns={'time_s_ref': 'time_ref_s', 'time_s_cmp': 'time_cmp_s'})
 
 def _label(lap: pd.DataFrame) -> str:

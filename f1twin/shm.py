@@ -95,7 +95,7 @@ class Page(ctypes.LittleEndianStructure):
                          for n in self._REPR)
         return f'<{type(self).__name__} {shown} ({sizeof(self)} bytes)>'
 
-# %% ../nbs/04_shm.ipynb #801d24d2
+# %% ../nbs/04_shm.ipynb #80b19b1f
 _F3, _F4, _W15, _W33 = c_float * 3, c_float * 4, c_uint16 * 15, c_uint16 * 33
 
 class Physics(Page):
@@ -294,7 +294,7 @@ class MappedPage:
     def changed(self) -> str | None: return None  # a mapping keeps its object alive: it cannot go away under us
     def close(self) -> None: self._m.close()
 
-# %% ../nbs/04_shm.ipynb #e7242948
+# %% ../nbs/04_shm.ipynb #b166db11
 def _not_running(where: str, problems: list[str]) -> ACNotRunning:
     looked = ', '.join(PAGE_FILES.values())
     how = ('Windows named mappings' if where.startswith('Local\\') else
@@ -354,7 +354,7 @@ def _spin(seconds: float) -> None:
     end = _clock() + seconds
     while _clock() < end: pass
 
-# %% ../nbs/04_shm.ipynb #c6ee58b3
+# %% ../nbs/04_shm.ipynb #434e6cac
 class ACPages:
     "The three AC pages: torn-read-safe copies of each, cheap reads of the counters and status, and whether they went away."
     def __init__(self, pages: dict, where: str, retries: int = DEFAULT_RETRIES, settle: float = DEFAULT_SETTLE,
@@ -432,7 +432,7 @@ class ACPages:
     def __exit__(self, *exc): self.close()
     def __repr__(self): return f'<ACPages {self.where}{" (closed)" if self.closed else ""}>'
 
-# %% ../nbs/04_shm.ipynb #12195af5
+# %% ../nbs/04_shm.ipynb #b11dda7f
 _SHORT_GRACE_S = 0.5  # a page file shorter than its layout is usually being created: look again for this long
 
 def open_pages(directory=None, wait: bool = False, timeout: float | None = None, poll: float = 0.5,

@@ -78,7 +78,7 @@ def test_laps_of_a_session_the_game_restarted(tmp_path):
 
 def test_replay_publishes_the_session_to_kafka(kafka_bootstrap):
     import uuid
-    from f1twin.stream import TopicReader
+    from f1twin.kafka_read import TopicReader
     car = f'cli-{uuid.uuid4().hex[:8]}'
     r = run('replay', ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv', '--kafka', kafka_bootstrap, '--speed', '100',
             '--car', car)

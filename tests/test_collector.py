@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from f1twin.collector import Collector, CollectorConfig
-from f1twin.stream import LapTracker
+from f1twin.events import LapTracker
 from f1twin.io import load_session, sample_session_path
 from f1twin.laprules import lap_starts
 from f1twin.laps import lap_bounds, lap_table
 from f1twin.shm import open_pages
-from f1twin.stream import TopicReader
+from f1twin.kafka_read import TopicReader
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LOCAL = ROOT / 'tools' / 'kafka_local.py'

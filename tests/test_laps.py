@@ -125,3 +125,34 @@ def test_bad_lap_numbers():
         lap_samples(A, 9)
     with pytest.raises(LapError, match='expected \\(session, lap_number\\)'):
         compare_laps(A, (A, 2))
+
+
+def timed_laps(df):
+    t = lap_table(df)
+    return t[t['lap_time_ms'].notna() & ~t['partial']]
+
+
+@pytest.mark.parametrize('df', [A, B])
+def test_delta_is_pinned_to_the_games_splits_on_every_lap_pair(df):
+    """At each sector line the delta equals the difference of the game's cumulative sector times (10 ms at most:
+    here it is exact), at the finish the difference of the lap times."""
+    t = timed_laps(df)
+    for ref in t.index:
+        for other in t.index.drop(ref):
+            c = compare_laps((df, ref), (df, other))
+            lines = c.attrs['lines_m']
+            assert len(lines) == 4, 'start, two sector lines, finish'
+            want = np.r_[0, np.cumsum(t.loc[other, ['s1_ms', 's2_ms']]) - np.cumsum(t.loc[ref, ['s1_ms', 's2_ms']]),
+                         t.loc[other, 'lap_time_ms'] - t.loc[ref, 'lap_time_ms']] / 1000
+            got = c.loc[lines, 'delta_s'].to_numpy()
+            assert np.abs(got[:3] - want[:3]).max() < 0.010, (ref, other, got, want)
+            assert got[3] == pytest.approx(want[3], abs=1e-9), 'the lap time difference at the finish'
+
+
+def test_delta_across_sessions_and_refusal_of_another_track():
+    c = compare_laps((A, 2), (B, 2))
+    assert c.loc[c.attrs['lines_m'][-1], 'delta_s'] == pytest.approx((81790 - 81186) / 1000, abs=1e-9)
+    elsewhere = B.copy()
+    elsewhere.attrs = {'f1twin': {**B.attrs['f1twin'], 'track': 'spa'}}
+    with pytest.raises(LapError, match="different tracks \\('monza' and 'spa'\\)"):
+        compare_laps((A, 2), (elsewhere, 2))

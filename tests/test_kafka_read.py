@@ -1,0 +1,255 @@
+"""f1twin.kafka_read against real brokers: filters, start positions, late topics, what it skips (and that the panel
+never sees it), and how fast it resumes after an outage (on a private broker)."""
+import time
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+
+from f1twin.kafka_admin import ensure_topics
+from f1twin.kafka_publish import KafkaPublisher
+from f1twin.kafka_read import RECONNECT_BACKOFF_MAX_MS, TopicReader, consume
+from f1twin.live import PanelModel
+from f1twin.messages import META_FIELDS, StreamError, encode_message
+from f1twin.schema import LAP_EVENTS, TELEMETRY_LIVE, message_key
+from conftest import broker_answers, wait_until
+
+KEY = message_key("rig1", "s1")
+
+
+def sample(i, car="rig1", session="s1"):
+    return {"session_id": session, "car_id": car, "packet_id": i, "timestamp": 1757703617.0 + i / 100,
+            "speed_kmh": 251.5, "rpm": 11200, "throttle": 1.0, "brake": 0.0, "steering": -0.02, "gear": 7,
+            "car_x": -312.25, "car_y": 10.5, "car_z": 1208.75, "distance": float("nan"), "distance_total": 15230.5,
+            "normalized_position": 0.42, "sector": 1, "completed_laps": 3, "current_lap_time_ms": 35120,
+            "last_lap_time_ms": 81817, "best_lap_time_ms": 81186, "in_pit_lane": False, "g_lat": 1.8, "g_lon": -0.3}
+
+
+def lap(n, car="rig1", session="s1"):
+    return {"session_id": session, "car_id": car, "timestamp": 1757703617.0 + 80 * n, "lap_number": n,
+            "lap_time_ms": 81000 + n, "sector_times": [27000 + n, 28000, 26000 - n], "best_lap": n % 3 == 0,
+            "distance_total": 5793.0 * n}
+
+
+def payload(m):
+    return {k: v for k, v in m.items() if k not in META_FIELDS}
+
+
+@pytest.fixture
+def make_topic(kafka_bootstrap, unique_topic):
+    """make_topic(spec, **changes) -> the spec under a unique name; every topic made is deleted afterwards."""
+    made = []
+
+    def make(spec=LAP_EVENTS, **changes):
+        s = replace(spec, name=f"{unique_topic}-{len(made)}", **changes)
+        made.append(s.name)
+        return s
+
+    yield make
+    if made:
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        try:
+            existing = set(admin.list_topics())
+            admin.delete_topics([t for t in made if t in existing], raise_errors=False)
+        finally:
+            admin.close()
+
+
+def read_all(bootstrap, topics, start="earliest", **kw):
+    return list(consume(bootstrap, topics, start=start, idle_timeout_s=1.0, **kw))
+
+
+def test_publish_and_read_back_filtered_by_car_and_session(kafka_bootstrap, make_topic):
+    live, laps = make_topic(TELEMETRY_LIVE), make_topic(LAP_EVENTS)
+    security = {"security_protocol": "PLAINTEXT"}
+    ensure_topics(kafka_bootstrap, [live, laps], security=security)
+    readers = {tuple(f.items()): TopicReader(kafka_bootstrap, [live, laps], security=security, **f)
+               for f in ({}, {"car_id": "rig1"}, {"car_id": "rig1", "session_id": "s1"}, {"session_id": "s1"})}
+    cars = [("rig1", "s1"), ("rig2", "s1"), ("rig1", "s2")]
+    with KafkaPublisher(kafka_bootstrap, droppable=[live.name], security=security) as pub:
+        for i in range(150):
+            car, session = cars[i % 3]
+            assert pub.publish(live.name, message_key(car, session), sample(i, car, session))
+        for n in range(1, 4):
+            for car, session in cars:
+                pub.publish(laps.name, message_key(car, session), lap(n, car, session))
+        assert pub.flush(15)
+        s = pub.stats()
+    assert s.delivered == {live.name: 150, laps.name: 9} and s.total("pending") == s.total("dropped") == 0
+    assert s.connected and s.outages == 0
+
+    def cars_of(msgs):
+        return {(m["car_id"], m["session_id"]) for m in msgs}
+
+    got = {}
+    for f, r in readers.items():
+        msgs, deadline = [], time.monotonic() + 15
+        want = {0: 159, 1: 106, 2: 53, 3: 106}[len(got)]
+        while len(msgs) < want and time.monotonic() < deadline:
+            msgs += r.poll(100, timeout_ms=200)
+        assert r.counts["messages"] == len(msgs) and r.skipped == 0
+        r.close()
+        got[f] = msgs
+    everything, rig1, rig1_s1, s1 = got.values()
+    assert len(everything) == 159 and cars_of(everything) == set(cars)
+    assert len(rig1) == 106 and cars_of(rig1) == {("rig1", "s1"), ("rig1", "s2")}
+    assert len(rig1_s1) == 53 and cars_of(rig1_s1) == {("rig1", "s1")}
+    assert len(s1) == 106 and cars_of(s1) == {("rig1", "s1"), ("rig2", "s1")}
+    assert readers[()].counts["filtered"] == 0 and readers[(("car_id", "rig1"),)].counts["filtered"] == 53
+
+    # each car's messages in the order published, exactly as published (NaN as null), with where they came from
+    mine = [m for m in rig1_s1 if m["_topic"] == live.name]
+    assert [payload(m) for m in mine] == [{**sample(i), "distance": None} for i in range(0, 150, 3)]
+    assert [m["lap_number"] for m in rig1_s1 if m["_topic"] == laps.name] == [1, 2, 3]
+    m = mine[0]
+    assert m["_key"] == "rig1/s1" and m["_offset"] == 0 and 0 <= m["_partition"] < 3
+    assert abs(m["_timestamp_ms"] / 1000 - time.time()) < 60
+
+
+def test_reader_start_earliest_latest_and_time(kafka_bootstrap, make_topic):
+    laps = make_topic(LAP_EVENTS)
+    ensure_topics(kafka_bootstrap, [laps])
+    with KafkaPublisher(kafka_bootstrap) as pub:
+        for n in (1, 2, 3):
+            pub.publish(laps.name, KEY, lap(n))
+        assert pub.flush(10)
+        last = read_all(kafka_bootstrap, laps)[-1]["_timestamp_ms"]
+        wait_until(lambda: time.time() * 1000 > last + 5, 5, "the clock has moved past the last message")
+        between = datetime.now(timezone.utc)
+        latest = TopicReader(kafka_bootstrap, laps, start="latest")
+        wait_until(lambda: time.time() * 1000 > between.timestamp() * 1000 + 5, 5, "the clock has moved on")
+        for n in (4, 5, 6):
+            pub.publish(laps.name, KEY, lap(n))
+        assert pub.flush(10)
+
+    def numbers(**kw):
+        return [m["lap_number"] for m in read_all(kafka_bootstrap, laps, **kw)]
+
+    got, deadline = [], time.monotonic() + 10
+    while len(got) < 3 and time.monotonic() < deadline:
+        got += latest.poll(10, timeout_ms=200)
+    latest.close()
+    assert [m["lap_number"] for m in got] == [4, 5, 6]
+    assert numbers() == [1, 2, 3, 4, 5, 6]
+    assert numbers(start=between) == [4, 5, 6]
+    assert numbers(start=int(between.timestamp() * 1000)) == [4, 5, 6]
+    assert numbers(start=timedelta(minutes=10)) == [1, 2, 3, 4, 5, 6]
+    assert numbers(start=datetime.now(timezone.utc) + timedelta(minutes=1)) == []
+    assert [m["lap_number"] for m in consume(kafka_bootstrap, laps, start="earliest", max_messages=2)] == [1, 2]
+    for bad, words in [("yesterday", "'latest', 'earliest'"), (datetime.now(), "no time zone"),
+                       (time.time(), "looks like seconds"), (True, "expected"), (-5, "not a time")]:
+        with pytest.raises(StreamError, match=words):
+            TopicReader(kafka_bootstrap, laps, start=bad)
+
+
+def test_reader_picks_up_a_topic_created_later(kafka_bootstrap, make_topic):
+    laps = make_topic(LAP_EVENTS)
+    with TopicReader(kafka_bootstrap, laps) as reader:
+        assert reader.poll(timeout_ms=100) == []
+        ensure_topics(kafka_bootstrap, [laps])
+        with KafkaPublisher(kafka_bootstrap) as pub:
+            pub.publish(laps.name, KEY, lap(1))
+            assert pub.flush(10)
+        got, deadline = [], time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            got = reader.poll(timeout_ms=200)
+    assert [m["lap_number"] for m in got] == [1]
+    with pytest.raises(StreamError, match="closed"):
+        reader.poll()
+
+
+def test_malformed_foreign_and_invalid_messages_are_skipped_and_counted(kafka_bootstrap, make_topic):
+    laps = make_topic(LAP_EVENTS)
+    ensure_topics(kafka_bootstrap, [laps])
+    raw = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    try:
+        values = [encode_message(lap(1)), b'{"lap_number": 2', b"\xff\xfe garbage", b"[1, 2, 3]", b"",
+                  b'{"lap_number": 3}', b'{"v": 99, "lap_number": 4}', None, encode_message(lap(5)),
+                  encode_message({**lap(7), "lap_number": 10**400}), encode_message({**lap(8), "lap_time_ms": "fast"}),
+                  b'{"v":1,"lap_number":NaN}']
+        for v in values:
+            raw.send(laps.name, key=KEY, value=v)
+        raw.send(laps.name, key=None, value=encode_message(lap(6)))
+        raw.flush(10)
+    finally:
+        raw.close()
+    with TopicReader(kafka_bootstrap, laps, start="earliest") as r:
+        got = list(r.messages(idle_timeout_s=1.5))
+        assert [m["lap_number"] for m in got] == [1, 5, 6]
+        assert r.counts == {"messages": 3, "filtered": 0, "malformed": 6, "foreign": 2, "invalid": 2} and r.skipped == 10
+        assert r.invalid == {(laps.name, "lap_number"): 1, (laps.name, "lap_time_ms"): 1}
+    with TopicReader(kafka_bootstrap, laps.name, start="earliest", car_id="rig1") as r:  # by a name f1twin does not know
+        assert [m["lap_number"] for m in r.messages(idle_timeout_s=1.5)] == [1, 5]
+        assert r.counts["filtered"] == 1, "the message without a key"
+        assert r.counts["invalid"] == 2, "a topic by name: the declared fields a message carries are checked"
+
+
+def test_the_panel_never_sees_a_number_it_cannot_use(kafka_bootstrap):
+    """Issue 9: `completed_laps` = 10**400 on the live topic crashed the panel model with OverflowError."""
+    car = f"huge-{uuid.uuid4().hex[:8]}"
+    key = message_key(car, "s1")
+    ensure_topics(kafka_bootstrap)
+    reader = TopicReader(kafka_bootstrap, [TELEMETRY_LIVE.name, LAP_EVENTS.name], car_id=car)
+    raw = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    try:
+        good = [{**sample(i, car), "completed_laps": 3} for i in range(5)]
+        for v in [good[0], {**good[1], "completed_laps": 10**400}, {**good[2], "speed_kmh": 10**400}, good[3]]:
+            raw.send(TELEMETRY_LIVE.name, key=key, value=encode_message(v))
+        raw.send(LAP_EVENTS.name, key=key, value=encode_message({**lap(3, car), "lap_time_ms": 10**400}))
+        raw.flush(10)
+    finally:
+        raw.close()
+    model, got, deadline = PanelModel(), [], time.monotonic() + 15
+    while reader.counts["messages"] + reader.skipped < 5 and time.monotonic() < deadline:
+        batch = reader.poll(100, timeout_ms=200)
+        got += batch
+        model.ingest(batch, counts=reader.counts)  # raised OverflowError before the reader checked every field
+    reader.close()
+    assert [m["packet_id"] for m in got] == [0, 3]
+    assert reader.counts["invalid"] == 3 and reader.invalid == {
+        (TELEMETRY_LIVE.name, "completed_laps"): 1, (TELEMETRY_LIVE.name, "speed_kmh"): 1, (LAP_EVENTS.name, "lap_time_ms"): 1}
+    assert model.car(f"{car}/s1").samples == 2
+
+
+def test_reader_resumes_within_2s_of_the_broker_answering_again(kafka_instance, unique_topic):
+    """Issue 9: after an outage the reader took about 19 s to resume (kafka-python's reconnect backoff grows to 30 s).
+    Now it reads a message sent after the restart within 2 s of that message being acknowledged."""
+    boot = kafka_instance.bootstrap
+    laps = replace(LAP_EVENTS, name=f"{unique_topic}-laps")
+    ensure_topics(boot, [laps])
+    reader = TopicReader(boot, laps)
+
+    def send(n):
+        p = KafkaProducer(bootstrap_servers=boot, acks="all")
+        try:
+            p.send(laps.name, key=KEY, value=encode_message(lap(n))).get(10)
+        finally:
+            p.close()
+
+    got = []
+
+    def received(n):
+        got.extend(reader.poll(100, timeout_ms=50))
+        return any(m["lap_number"] == n for m in got)
+
+    send(1)
+    wait_until(lambda: received(1), 15, "the reader has lap 1")
+    kafka_instance.stop()
+    outage_end = time.monotonic() + 15  # long enough for kafka-python's own backoff to have grown past 10 s
+    while time.monotonic() < outage_end:
+        assert reader.poll(100, timeout_ms=100) == []  # polling through the outage, as the panel's thread does
+    kafka_instance.start()
+    wait_until(lambda: broker_answers(boot, 2), 30, "the broker answers again")
+    send(2)
+    acked = time.monotonic()
+    deadline = acked + 30
+    while not received(2) and time.monotonic() < deadline:
+        pass
+    took = time.monotonic() - acked
+    reader.close()
+    print(f"resumed {took:.2f} s after the first message after the outage was acknowledged "
+          f"(reconnect backoff capped at {RECONNECT_BACKOFF_MAX_MS} ms)")
+    assert [m["lap_number"] for m in got] == [1, 2]
+    assert took < 2.0, f"the reader took {took:.1f} s to resume"
