@@ -1,26 +1,29 @@
 """Collector benchmark: the fake AC at 333 Hz (a separate process, as the game), the collector recording.
 
-Prints, for each configuration: packets the fake AC wrote, packets the collector recorded and missed, the
-collector's CPU use (share of one core), and sampling jitter (spread of the interval between recorded packets).
-Baseline in the same run: the original design's collector, polling every 100 ms (10 Hz).
+Prints, for each configuration: packets the collector recorded, the packet ids it did not record as it sorts them
+itself ("missed": it was not polling in time; "unwritten": the game jumped over them), the collector's CPU use
+(share of one core), and sampling jitter (spread of the wall-clock interval between recorded packets). Baseline
+in the same run: the original design's collector, polling every 100 ms (10 Hz). A first table measures what
+reading the pages costs, with os.pread (what f1twin does on Linux: a page file cut short is an error, not a
+SIGBUS) and through a mapping (what it did before).
 
     python bench/collector_bench.py [--seconds 60] [--kafka HOST:PORT]
 
 Targets (issue 3): 0 packets missed at 333 Hz, CPU under 10 % of one core.
 
 Reading the figures: the fake AC runs in its own process and logs the time it wrote each packet, so every
-packetId the collector did not record is put down to one cause:
+packetId the collector did not record is put down to one cause, from the fake AC's side:
 - "late": the fake AC itself fell more than a step behind and never wrote the packet (the game's physics
   thread starved by the machine), nobody could have recorded it;
 - "close": written and overwritten by the next packet within one poll interval (POLL_S), before a poll could
   see it;
 - "stall": the collector was not polling for longer than that (descheduled, the GIL held by another thread).
-"missed" in the table counts every jump in the packetId (late + close + stall); what the collector could have
-recorded and did not is close + stall. The "floor" row is a
-loop that only polls the packetId, nothing else: what it loses is this machine's scheduling, not f1twin's work.
-POLL_S=0.0005 polls twice as often (more CPU).
+The collector cannot see that log; its own "unwritten" (a jump seen by polls less than a packet period apart)
+should match "late", and its "missed" should match close + stall. The "floor" row is a loop that only polls the
+packetId, nothing else: what it loses is this machine's scheduling, not f1twin's work. POLL_S=0.0005 polls twice
+as often (more CPU).
 """
-import argparse, os, resource, subprocess, sys, tempfile, time
+import argparse, ctypes, os, resource, subprocess, sys, tempfile, time
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -28,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from f1twin.collector import Collector, CollectorConfig
+from f1twin.fakeac import FakeAC
 from f1twin.io import load_session, sample_session_path
-from f1twin.shm import open_pages
+from f1twin.shm import ACPages, PAGE_FILES, PAGES, open_pages, to_record_fields
 
 POLL_S = float(os.environ.get('POLL_S', '0.001'))
 # The fake AC in its own process (as the game), logging when it wrote each packet (time.monotonic, shared
@@ -83,9 +87,9 @@ class BarePoller:
             if pid != last:
                 ids.append(pid); times.append(now); last = pid
             time.sleep(POLL_S)
-        rec = pd.DataFrame({'packet_id': ids, 'session_time_s': times})
+        rec = pd.DataFrame({'packet_id': ids, 'timestamp': times})
         missed = int(np.sum(np.diff(ids) - 1))
-        return SimpleNamespace(samples=len(ids), packets_missed=missed, kafka=None, rec=rec)
+        return SimpleNamespace(samples=len(ids), packets_missed=missed, packets_skipped=0, kafka=None, rec=rec)
 
 
 def run(label, seconds, hz=None, kafka=None, live_hz=None, bare=False):
@@ -106,12 +110,31 @@ def run(label, seconds, hz=None, kafka=None, live_hz=None, bare=False):
         if fake.returncode != 0: sys.exit(f'the fake AC failed:\n{err}')
         print('   ', err.strip().splitlines()[-1])
         rec = summary.rec if bare else load_session(summary.files[0])
-        gaps = np.diff(rec['session_time_s'].to_numpy()) * 1000
+        gaps = np.diff(rec['timestamp'].to_numpy()) * 1000  # the wall clock (session_time_s is the game's)
         expected = 1000 / (hz or 333)
         losses = '' if hz else '{:>6} {:>6} {:>6}'.format(*attribute(rec, np.load(log), POLL_S))
-        print(f'{label:<36} {summary.samples:>8} {summary.packets_missed:>7} {100 * cpu / wall:>6.1f}% '
+        unwritten = '-' if bare or hz else summary.packets_skipped
+        print(f'{label:<36} {summary.samples:>8} {summary.packets_missed:>7} {unwritten:>9} {100 * cpu / wall:>6.1f}% '
               f'{np.median(gaps):>7.2f} {np.percentile(gaps, 99):>7.2f} {gaps.max():>7.2f}  {losses:<20}  (ideal gap {expected:.2f} ms)'
               + (f"  kafka delivered {summary.kafka.total('delivered')}, pending {summary.kafka.total('pending')}" if summary.kafka else ''))
+
+
+def read_costs(n=20000):
+    """Microseconds per read of the pages, with os.pread (open_pages) and through a mapping, on the fake AC's pages."""
+    import mmap, timeit
+    with tempfile.TemporaryDirectory(dir='/dev/shm' if os.access('/dev/shm', os.W_OK) else None) as d:
+        fake = FakeAC(load_session(sample_session_path()).iloc[:50], d, hz=10, speed=100)
+        fake.run()
+        maps = {}
+        for name, cls in PAGES.items():
+            with open(Path(d) / PAGE_FILES[name], 'rb') as f:
+                maps[name] = mmap.mmap(f.fileno(), ctypes.sizeof(cls), access=mmap.ACCESS_READ)
+        print(f"{'read':<28} {'pread':>8} {'mmap':>8}   (microseconds; best of 5 x {n})")
+        with open_pages(d) as pr, ACPages(maps, d) as mm:
+            for what, op in [('physics_packet_id()', lambda ac: ac.physics_packet_id),
+                             ('physics() + graphics() + map', lambda ac: lambda: to_record_fields(ac.physics(), ac.graphics()))]:
+                us = [min(timeit.repeat(op(ac), number=n, repeat=5)) / n * 1e6 for ac in (pr, mm)]
+                print(f'{what:<28} {us[0]:>8.2f} {us[1]:>8.2f}')
 
 
 if __name__ == '__main__':
@@ -119,10 +142,12 @@ if __name__ == '__main__':
     ap.add_argument('--seconds', type=float, default=60)
     ap.add_argument('--kafka', help='also run with Kafka publishing to this broker')
     a = ap.parse_args()
-    print(f'{a.seconds:g} s per run, fake AC at 333 Hz, poll every {POLL_S * 1000:g} ms; CPU is the collector '
-          'process (share of one core); packet ids lost: late (the fake AC never wrote them), close (overwritten '
-          'within one poll), stall (the collector was not polling)')
-    print(f"{'run':<36} {'recorded':>8} {'missed':>7} {'CPU':>7} {'gap p50':>7} {'p99':>7} {'max':>7}  "
+    read_costs()
+    print(f'\n{a.seconds:g} s per run, fake AC at 333 Hz, poll every {POLL_S * 1000:g} ms; CPU is the collector '
+          'process (share of one core); packet ids not recorded, as the collector sorts them: missed (not polled in '
+          'time), unwritten (the game jumped over them); and from the fake AC\'s log: late (never written), close '
+          '(overwritten within one poll), stall (the collector was not polling)')
+    print(f"{'run':<36} {'recorded':>8} {'missed':>7} {'unwritten':>9} {'CPU':>7} {'gap p50':>7} {'p99':>7} {'max':>7}  "
           f"{'late':>6} {'close':>6} {'stall':>6}")
     run('baseline: original design, 10 Hz', a.seconds, hz=10)
     run('floor: bare packetId poll loop', a.seconds, bare=True)

@@ -14,8 +14,8 @@ from .laps import lap_table, format_lap_time, prepare_session, split_runs, secto
 
 # %% auto #0
 __all__ = ['PARSERS', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners', 'cmd_library', 'cmd_anomalies',
-           'cmd_agents_demo', 'add_kafka_arguments', 'kafka_from_args', 'cmd_fake_ac', 'cmd_collect', 'cmd_replay',
-           'cmd_report', 'build_parser', 'main']
+           'cmd_agents_demo', 'add_kafka_arguments', 'kafka_from_args', 'cmd_fake_ac', 'cmd_collect', 'cmd_recover',
+           'cmd_replay', 'cmd_report', 'build_parser', 'main']
 
 # %% ../nbs/24_cli.ipynb #ddfc6ab0
 def format_lap_table(t: pd.DataFrame) -> str:
@@ -329,66 +329,132 @@ def kafka_from_args(args):
                          check_hostname=args.kafka_ssl_check_hostname)
 
 # %% ../nbs/24_cli.ipynb #b602ada6
-def _stop_on_signals() -> threading.Event:
-    "An event set by SIGINT/SIGTERM, so long-running commands can finish their work instead of dying mid-write."
-    stop = threading.Event()
-    def handler(signum, frame):
-        if stop.is_set(): raise KeyboardInterrupt  # a second Ctrl+C: give up at once
-        print(f'\nf1twin: {signal.Signals(signum).name}: stopping...', file=sys.stderr)
-        stop.set()
-    for sig in (signal.SIGINT, signal.SIGTERM): signal.signal(sig, handler)
-    return stop
+import contextlib, os
+
+class _SignalStop(threading.Event):
+    """Set by the first SIGINT/SIGTERM, so a long command finishes its work instead of dying mid-write. With `hurry`, later
+    signals set `self.hurry` (stop waiting, e.g. for Kafka; never cut a file short); else they raise KeyboardInterrupt.
+    As a context manager it restores the handlers it replaced."""
+    def __init__(self, hurry: bool = False):
+        super().__init__()
+        self.hurry, self._can_hurry, self._signals = threading.Event(), hurry, 0
+        self._old = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handler(self, signum, frame):
+        self._signals += 1
+        if self._signals > 1 and not self._can_hurry: raise KeyboardInterrupt
+        what = 'stopping (finishing the session file)...' if self._signals == 1 else 'already stopping: not waiting any longer'
+        os.write(2, f'\nf1twin: {signal.Signals(signum).name}: {what}\n'.encode())  # unbuffered: safe in a handler
+        # set from another thread: the main thread may hold the event's lock at this very moment
+        threading.Thread(target=self.set if self._signals == 1 else self.hurry.set, daemon=True).start()
+
+    def restore(self) -> None:
+        "Put back the signal handlers that were in place before."
+        for sig, old in self._old.items(): signal.signal(sig, old)
+
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.restore()
+
+def _stop_on_signals(hurry: bool = False) -> _SignalStop:
+    "An event set by SIGINT/SIGTERM (see _SignalStop); `with _stop_on_signals() as stop:` restores the handlers after."
+    return _SignalStop(hurry)
+
+@contextlib.contextmanager
+def _log_to_stderr(prefix: str):
+    "f1twin's log messages (INFO and up) on stderr as `prefix: message` while the block runs; the logger restored after."
+    import logging
+    logger, handler = logging.getLogger('f1twin'), logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f'{prefix}: %(message)s'))
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try: yield
+    finally: logger.removeHandler(handler); logger.setLevel(level)
 
 def cmd_fake_ac(args) -> int:
     "Replay a recorded session into AC's shared-memory pages."
     from f1twin.fakeac import FakeAC
     fake = FakeAC(args.session, args.dir, hz=args.hz, speed=args.speed)
     print(f'fake AC: {len(fake.samples)} packets at {args.hz:g} Hz, x{args.speed:g}, into {args.dir}', file=sys.stderr)
-    st = fake.run(loops=args.loops, stop=_stop_on_signals())
-    print(f'fake AC: wrote {st.packets} packets in {st.seconds:.1f} s ({st.skipped} skipped), {st.loops} loop(s)', file=sys.stderr)
+    pause = (args.pause_at, args.pause_s) if args.pause_at is not None else None
+    with _stop_on_signals() as stop:
+        st = fake.run(loops=args.loops, stop=stop, restart=args.restart, exit=args.exit, off_s=args.off_s, pause=pause)
+    print(f'fake AC: wrote {st.packets} packets in {st.seconds:.1f} s ({st.skipped} skipped), {st.loops} loop(s)'
+          + (f', {st.pauses} pause(s)' if st.pauses else '') + (f', closed and started {st.exits} time(s)' if st.exits else ''),
+          file=sys.stderr)
     return 0
 
 def cmd_collect(args) -> int:
-    "Record sessions from AC's shared memory (or a fake AC), publish to Kafka."
-    from f1twin.shm import open_pages
+    "Record sessions from AC's shared memory (or a fake AC), publish to Kafka; follows the game through exits and restarts."
     from f1twin.collector import Collector, CollectorConfig
-    stop = _stop_on_signals()
-    if args.wait: print(f"f1twin collect: waiting for Assetto Corsa's shared memory in {args.dir or 'the default place'} ...", file=sys.stderr)
-    with open_pages(args.dir, wait=args.wait) as pages:
-        cfg = CollectorConfig(out_dir=Path(args.out), hz=args.hz, car_id=args.car, csv=args.csv, kafka=args.kafka,
-                              live_hz=args.live_hz)
+    cfg = CollectorConfig(out_dir=Path(args.out), hz=args.hz, car_id=args.car, csv=args.csv, kafka=kafka_from_args(args),
+                          kafka_optional=args.kafka_optional, live_hz=args.live_hz, wait=args.wait)
+    with _stop_on_signals(hurry=True) as stop, _log_to_stderr('f1twin collect'):
+        collector = Collector(args.dir, cfg)  # a broker that does not answer is an error here (unless --kafka-optional)
         print(f"f1twin collect: recording {'every packet' if not args.hz else f'at {args.hz:g} Hz'} into {args.out}"
-              + (f', publishing to {args.kafka}' if args.kafka else '') + '; Ctrl+C to stop', file=sys.stderr)
-        summary = Collector(pages, cfg).run(stop=stop, duration=args.duration, once=args.once)
+              + (f', publishing to {cfg.kafka}' if cfg.kafka else '') + '; Ctrl+C to stop', file=sys.stderr)
+        if args.wait: print(f"f1twin collect: waiting for Assetto Corsa's shared memory in {args.dir or 'the default place'} ...", file=sys.stderr)
+        summary = collector.run(stop=stop, hurry=stop.hurry, duration=args.duration, once=args.once)
     print(summary)
-    return 0
+    for p in summary.problems: print(f'f1twin: error: {p}', file=sys.stderr)
+    return 2 if summary.problems else 0
+
+# %% ../nbs/24_cli.ipynb #f9c8ab2b
 def _fake_ac_parser(sub):
     sp = sub.add_parser('fake-ac', help="replay a recorded session into AC's shared-memory pages",
                         description="Replay a recorded session into Assetto Corsa's three shared-memory pages (files "
-                        'acpmf_physics, acpmf_graphics, acpmf_static), interpolated to HZ, with lap and sector times as recorded.')
+                        'acpmf_physics, acpmf_graphics, acpmf_static), interpolated to HZ, with lap and sector times as '
+                        'recorded; optionally paused, restarted, or closed and started again as the game would be.')
     sp.add_argument('session', help='session file to replay')
     sp.add_argument('--hz', type=float, default=333.0, help='physics packets per second, up to 333 (default: 333)')
     sp.add_argument('--dir', default='/dev/shm', help='folder for the page files (default: /dev/shm)')
     sp.add_argument('--loops', type=int, default=1, help='replay the session N times, each a new session (default: 1)')
     sp.add_argument('--speed', type=float, default=1.0, help='times real time (default: 1)')
+    sp.add_argument('--restart', choices=('session', 'game'), default='session', help='between loops: the session '
+                    'restarts in the game (session), or the game is closed and started again (game) (default: session)')
+    sp.add_argument('--exit', choices=('remove', 'truncate'), default='remove', help='with --restart game: what happens '
+                    'to the page files when the game closes, as a bridge would do (default: remove)')
+    sp.add_argument('--off-s', type=float, default=1.0, help='with --restart game: seconds the game is away (default: 1)')
+    sp.add_argument('--pause-at', type=float, metavar='SECONDS', help='pause the game this far into the recording')
+    sp.add_argument('--pause-s', type=float, default=5.0, help='with --pause-at: seconds of real time paused (default: 5)')
     sp.set_defaults(func=cmd_fake_ac)
 
 def _collect_parser(sub):
     sp = sub.add_parser('collect', help="record sessions from AC's shared memory, publish to Kafka",
                         description="Record sessions from Assetto Corsa's shared memory: every physics packet (or HZ a "
                         'second) into a Parquet session file written as it goes, laps/sectors/stats events and live '
-                        'telemetry to Kafka. Ctrl+C or SIGTERM stops it cleanly and prints a summary.')
+                        'telemetry to Kafka. A game closed and started again is followed (a new session file). Ctrl+C '
+                        'or SIGTERM stops it cleanly and prints a summary; a second one stops waiting for Kafka.')
     sp.add_argument('--dir', help="folder with the page files (default: Windows' named mappings, or /dev/shm)")
     sp.add_argument('--wait', action='store_true', help='wait until AC is running instead of failing')
     sp.add_argument('--out', default='sessions', help='folder for session files (default: sessions)')
     sp.add_argument('--hz', type=float, help='record at most HZ samples a second (default: every physics packet)')
     sp.add_argument('--csv', action='store_true', help="also write the original collector's CSV format")
-    sp.add_argument('--kafka', metavar='HOST:PORT', help='publish to this Kafka bootstrap server')
+    add_kafka_arguments(sp, help='publish to this Kafka bootstrap server (it must answer at start)')
+    sp.add_argument('--kafka-optional', action='store_true', help='with --kafka: record even if the broker does not '
+                    'answer at start, and deliver when it does')
     sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: every recorded sample)')
     sp.add_argument('--car', default='local', help='name of this car/rig, the Kafka key (default: local)')
     sp.add_argument('--duration', type=float, help='stop after this many seconds')
     sp.add_argument('--once', action='store_true', help='stop when the game ends the first session')
     sp.set_defaults(func=cmd_collect)
+
+# %% ../nbs/24_cli.ipynb #06f3e51a
+def cmd_recover(args) -> int:
+    "Turn the parts a recording left (`<name>.parquet.parts`) into its session file."
+    from f1twin.io import recover_session
+    out = recover_session(args.parts, args.out)
+    df = load_session(out)
+    print(f'{out}: {len(df)} samples recovered')
+    return 0
+def _recover_parser(sub):
+    sp = sub.add_parser('recover', help='turn the parts a recording left (NAME.parquet.parts) into its session file',
+                        description='Join the one-second parts a recording left in NAME.parquet.parts (a collector that '
+                        'was killed, or a session file that could not be written at the end) into the session file '
+                        'NAME.parquet (or OUT); the parts are removed once the file is written and synced.')
+    sp.add_argument('parts', metavar='PARTS_DIR', help='the NAME.parquet.parts folder')
+    sp.add_argument('out', nargs='?', metavar='OUT', help='session file to write (default: NAME.parquet beside the folder)')
+    sp.set_defaults(func=cmd_recover)
 
 # %% ../nbs/24_cli.ipynb #b1e985f6
 def cmd_replay(args) -> int:
@@ -467,7 +533,7 @@ def _report_parser(sub):
     sp.set_defaults(func=cmd_report)
 
 # %% ../nbs/24_cli.ipynb #adcf7fe4
-PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _library_parser, _anomalies_parser, _agents_demo_parser, _fake_ac_parser, _collect_parser, _replay_parser, _report_parser)
+PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _library_parser, _anomalies_parser, _agents_demo_parser, _fake_ac_parser, _collect_parser, _recover_parser, _replay_parser, _report_parser)
 
 def build_parser() -> argparse.ArgumentParser:
     "The `f1twin` argument parser: one subcommand per job, each added by its `_<command>_parser` function."

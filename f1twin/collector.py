@@ -9,18 +9,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-import pandas as pd
-from .schema import SessionMeta, TOPICS, TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, message_key
-from .io import SessionWriter
+from .schema import F1twinError, SessionMeta, TOPICS, TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, message_key
+from .laprules import LapRule, format_lap_time
+from .io import SessionWriter, SessionCloseError
 from . import shm
-from .stream import KafkaPublisher, PublishStats, LapTracker, SessionStats, live_message
+from .events import LapTracker, SessionStats, live_message  # no Kafka code: that is imported only when asked for
 
 log = logging.getLogger('f1twin.collector')
 
 # %% auto #0
-__all__ = ['log', 'CollectorConfig', 'CollectorSummary', 'Collector']
+__all__ = ['log', 'CollectorError', 'CollectorConfig', 'CollectorSummary', 'PacketCounter', 'close_publisher', 'kafka_report',
+           'SessionRecorder', 'Recording', 'wait_for_pages', 'Collector']
 
 # %% ../nbs/12_collector.ipynb #3916bdc6
+class CollectorError(F1twinError):
+    "The collector cannot do what it was asked (a broker that does not answer at start, a folder it cannot write)."
+
 @dataclass
 class CollectorConfig:
     "How the collector records and publishes."
@@ -28,11 +32,17 @@ class CollectorConfig:
     hz: float | None = None  # record rate; None: every physics packet (up to 333 Hz)
     car_id: str = 'local'  # this rig's name: part of the Kafka key and the file name
     csv: bool = False  # also write the original CSV format
-    kafka: str | None = None  # bootstrap servers; None: no Kafka
+    kafka: str | KafkaSettings | None = None  # bootstrap servers (or KafkaSettings, with security); None: no Kafka
+    kafka_optional: bool = False  # a broker that does not answer at start: record anyway (True) or CollectorError
+    kafka_check_s: float = 5.0  # how long the check at start waits for the broker
+    kafka_close_s: float = 10.0  # how long the end of a run waits for Kafka to take what is buffered
     live_hz: float | None = None  # rate of ac-telemetry-live messages; None: every recorded sample
     stats_every_s: float = 5.0
     flush_every_s: float = 1.0
     poll_s: float = 0.001  # sleep between packetId reads
+    wait: bool = True  # the game's pages not there at start: wait for them (False: shm.ACNotRunning at once)
+    wait_poll_s: float = 0.1  # between attempts to open the pages while the game is away
+    check_every_s: float = 0.5  # how often to check that the page files are still the game's
     security: dict | None = None  # Kafka SASL/SSL settings
 
 @dataclass
@@ -42,157 +52,340 @@ class CollectorSummary:
     sessions: int = 0
     laps: list = field(default_factory=list)
     samples: int = 0
-    packets_missed: int = 0
+    packets_missed: int = 0  # packet ids the collector did not see: it was not polling when they were there
+    packets_skipped: int = 0  # packet ids the game jumped over: never written, no reader could have seen them
+    game_exits: int = 0  # times the game closed its pages and the collector waited for new ones
+    problems: list = field(default_factory=list)  # session files that could not be written: where the samples are
     kafka: PublishStats | None = None
+    kafka_bootstrap: str | None = None
 
     @property
     def best_lap_ms(self) -> int | None: return min((l['lap_time_ms'] for l in self.laps), default=None)
 
     def __str__(self):
-        from f1twin.laps import format_lap_time
         best = format_lap_time(self.best_lap_ms) if self.best_lap_ms else '-'
-        lines = [f'sessions {self.sessions}, laps {len(self.laps)}, best lap {best}, samples {self.samples}, '
-                 f'packets missed {self.packets_missed}']
-        if self.kafka is not None:
-            lines.append(f"kafka: delivered {self.kafka.total('delivered')}, undelivered "
-                         f"{self.kafka.total('pending') + self.kafka.total('dropped') + self.kafka.total('failed')}"
-                         f" ({self.kafka})")
+        lines = [f'sessions {self.sessions}, laps {len(self.laps)}, best lap {best}, samples {self.samples}; packets missed '
+                 f'{self.packets_missed} (not polled in time), never written {self.packets_skipped} (skipped by the game)'
+                 + (f'; the game closed its pages {self.game_exits} time(s)' if self.game_exits else '')]
+        if self.kafka is not None: lines.append(kafka_report(self.kafka, self.kafka_bootstrap))
         lines += [f'file: {f}' for f in self.files]
+        lines += [f'NOT CLOSED: {p}' for p in self.problems]
         return '\n'.join(lines)
 
-# %% ../nbs/12_collector.ipynb #fd9dae05
-class Collector:
-    "Polls AC's pages, records sessions to disk, publishes to Kafka; `run` until stopped."
-    def __init__(self, pages, config: CollectorConfig | None = None, publisher: KafkaPublisher | None = None):
-        self.pages, self.cfg = pages, config or CollectorConfig()
-        self.publisher = publisher
-        if self.publisher is None and self.cfg.kafka:
-            self.publisher = KafkaPublisher(self.cfg.kafka, security=self.cfg.security, client_id=f'f1twin-collector-{self.cfg.car_id}',
-                                            ensure=TOPICS.values())
-        self.summary = CollectorSummary()
-        self.writer: SessionWriter | None = None
-        self.session_id = ''
-        self.tracker = LapTracker()
+# %% ../nbs/12_collector.ipynb #df2df3d7
+class PacketCounter:
+    "Sorts each jump in the physics packetId into ids the collector missed and ids the game never wrote."
+    def __init__(self, period_s: float = 1 / 333):
+        self.missed = self.skipped = 0
+        self._num, self._den = 10 * period_s, 10.0  # the prior: ten packets at AC's physics rate
+        self._last, self._seen_at = None, 0.0
 
-    # -- sessions -----------------------------------------------------------------------------------------------
-    def _start_session(self, now: float) -> None:
-        st = self.pages.static()
+    @property
+    def period_s(self) -> float:
+        "The game's packet period: a moving average of the time between first sightings over the ids advanced."
+        return self._num / self._den
+
+    def reset(self) -> None:
+        "Forget the last packet (a pause, a restart, new pages): the next one is no jump."
+        self._last = None
+
+    def see(self, pid: int, now: float, polled: float) -> None:
+        "Packet `pid` first seen by the poll at `now`; the poll before it, at `polled`, still saw the previous packet."
+        last, seen_at, self._last, self._seen_at = self._last, self._seen_at, pid, now
+        if last is None or pid <= last: return
+        steps = pid - last
+        if now - seen_at < 0.25:  # not across a pause or a long stall
+            self._num, self._den = 0.99 * self._num + (now - seen_at), 0.99 * self._den + steps
+        if steps > 1:
+            could = max(0, math.ceil((now - polled) / self.period_s - 1e-9) - 1)
+            missed = min(steps - 1, could)
+            self.missed += missed
+            self.skipped += steps - 1 - missed
+
+# %% ../nbs/12_collector.ipynb #33d21b62
+def _publisher(cfg: CollectorConfig) -> KafkaPublisher | None:
+    "The publisher `cfg` asks for (None without Kafka); a broker that does not answer is a CollectorError unless optional."
+    if not cfg.kafka: return None
+    from f1twin.kafka_conn import KafkaAuthError, kafka_settings
+    from f1twin.kafka_admin import ensure_topics
+    from f1twin.kafka_publish import KafkaPublisher
+    from f1twin.messages import StreamError
+    settings = kafka_settings(cfg.kafka, cfg.security)
+    if not cfg.kafka_optional:
+        try: ensure_topics(settings, TOPICS.values(), timeout_s=cfg.kafka_check_s)
+        except KafkaAuthError: raise  # wrong credentials: waiting would not help
+        except StreamError as e:
+            raise CollectorError(f'{e}. Start the broker, or record without it and deliver when it answers '
+                                 '(kafka_optional, the CLI\'s --kafka-optional)') from None
+    return KafkaPublisher(settings, client_id=f'f1twin-collector-{cfg.car_id}',
+                          ensure=TOPICS.values() if cfg.kafka_optional else ())
+
+def close_publisher(publisher: KafkaPublisher, timeout: float, hurry: threading.Event | None = None) -> PublishStats:
+    "Give Kafka up to `timeout` seconds to take what is buffered (less once `hurry` is set), close, return the stats."
+    pending = publisher.stats().total('pending')
+    if pending:
+        log.info('delivering %d buffered message(s) to Kafka at %s (at most %g s%s)', pending, publisher.bootstrap, timeout,
+                 '; Ctrl+C again to stop waiting' if hurry is not None else '')
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (hurry is not None and hurry.is_set()):
+        t = time.monotonic()
+        if publisher.flush(timeout=min(0.2, max(0.0, deadline - t))) or time.monotonic() - t < 0.05: break  # done, or no sender left
+    return publisher.close(timeout=0)
+
+_TOPIC_WORDS = {LAP_EVENTS.name: 'lap events', SECTOR_TIMES.name: 'sector times', SESSION_STATS.name: 'session stats',
+                TELEMETRY_LIVE.name: 'live telemetry'}
+
+def kafka_report(stats: PublishStats, bootstrap: str | None = None) -> str:
+    "One line: per topic, messages delivered of those published, and why the others were not (dropped, failed, pending)."
+    topics = sorted(set().union(stats.delivered, stats.pending, stats.dropped, stats.failed),
+                    key=lambda t: (list(_TOPIC_WORDS).index(t) if t in _TOPIC_WORDS else 9, t))
+    parts, lost_total = [], 0
+    for t in topics:
+        lost = {k: getattr(stats, k).get(t, 0) for k in ('dropped', 'failed', 'pending')}
+        done, n_lost = stats.delivered.get(t, 0), sum(lost.values())
+        lost_total += n_lost
+        why = ', '.join(f'{v} {k}' for k, v in lost.items() if v)
+        parts.append(f'{_TOPIC_WORDS.get(t, t)} {done}/{done + n_lost}' + (f' ({why})' if why else ''))
+    head = f"kafka{' ' + bootstrap if bootstrap else ''}: " + (f'{lost_total} message(s) NOT delivered' if lost_total else 'all delivered')
+    return head + (': ' + ', '.join(parts) if parts else ': nothing published') + \
+        (f'; the broker was unreachable {stats.outages} time(s)' if stats.outages else '')
+
+# %% ../nbs/12_collector.ipynb #266e3ea7
+class SessionRecorder:
+    "One session as it is recorded: its file (flushed by a disk thread), its lap and sector events, what it publishes."
+    def __init__(self, static: shm.Static, cfg: CollectorConfig, publisher: KafkaPublisher | None,
+                 disk: ThreadPoolExecutor, now: float):
         started = datetime.now(timezone.utc)
         self.session_id = f"{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-        self.track_length = float(st.trackSPlineLength) or math.nan
-        meta = SessionMeta(session_id=self.session_id, car_id=self.cfg.car_id, track=st.text('track'),
-                           track_config=st.text('trackConfiguration'), car=st.text('carModel'),
-                           driver=' '.join(x for x in (st.text('playerName'), st.text('playerSurname')) if x),
-                           track_length_m=float(st.trackSPlineLength) or None, start_time=started.isoformat(),
-                           sample_rate_hz=self.cfg.hz or 333.0, source='collector')
-        out = Path(self.cfg.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        stem = f'{self.cfg.car_id}_{self.session_id}'
-        self.writer = SessionWriter(out / f'{stem}.parquet', meta, csv_path=out / f'{stem}.csv' if self.cfg.csv else None)
-        self.tracker, self.stats = LapTracker(), SessionStats()
-        self.t0, self._stats_at, self._flush_at = now, now + self.cfg.stats_every_s, now + self.cfg.flush_every_s
-        self.summary.sessions += 1
-        log.info('session %s started (%s, %s)', self.session_id, meta.track, meta.car)
+        self.track_length = float(static.trackSPlineLength) or math.nan
+        self.meta = SessionMeta(session_id=self.session_id, car_id=cfg.car_id, track=static.text('track'),
+            track_config=static.text('trackConfiguration'), car=static.text('carModel'),
+            driver=' '.join(x for x in (static.text('playerName'), static.text('playerSurname')) if x),
+            track_length_m=float(static.trackSPlineLength) or None, start_time=started.isoformat(),
+            sample_rate_hz=cfg.hz or 333.0, source='collector')
+        out, stem = Path(cfg.out_dir), f'{cfg.car_id}_{self.session_id}'
+        try: self.writer = SessionWriter(out / f'{stem}.parquet', self.meta, csv_path=out / f'{stem}.csv' if cfg.csv else None)
+        except OSError as e: raise CollectorError(f'{out}: cannot create a session file there ({e.strerror or e})') from None
+        self.tracker, self.stats, self.laps, self.samples = LapTracker(), SessionStats(), [], 0
+        self._cfg, self._pub, self._key = cfg, publisher, message_key(cfg.car_id, self.session_id)
+        self._disk, self._flushing, self._failing = disk, None, False
+        self._stats_at, self._flush_at, self._live_at = now + cfg.stats_every_s, now + cfg.flush_every_s, now
 
-    def _end_session(self) -> None:
-        if self.writer is None: return
-        self._wait_flush()
-        path = self.writer.close()
-        if path: self.summary.files.append(path)
-        self.writer = None
+    def _send(self, topic: str, value: dict) -> None:
+        if self._pub is not None:
+            self._pub.publish(topic, self._key, {'session_id': self.session_id, 'car_id': self._cfg.car_id,
+                                                 'timestamp': time.time(), **value})
 
-    # -- publishing ---------------------------------------------------------------------------------------------
-    def _publish(self, topic: str, value: dict) -> None:
-        if self.publisher is not None:
-            self.publisher.publish(topic, message_key(self.cfg.car_id, self.session_id),
-                                   {'session_id': self.session_id, 'car_id': self.cfg.car_id, 'timestamp': time.time(), **value})
-
-    # -- one record ---------------------------------------------------------------------------------------------
-    def _record(self, rec: dict, now: float) -> None:
+    def record(self, rec: dict, now: float) -> None:
+        "The record's lap and sector events (published), the record into the file, live telemetry and statistics."
         for kind, ev in self.tracker.update(rec):
-            if kind == 'restart':
-                log.warning('session restarted (%s): starting a new session file', ev['reason'])
-                self._end_session(); self._start_session(now)
-                rec.update(session_id=self.session_id, session_time_s=0.0)
-                self.tracker.update(rec)
-            elif kind == 'lap':
-                self.summary.laps.append(ev)
-                self._publish(LAP_EVENTS.name, ev)
-            elif kind == 'sector':
-                self._publish(SECTOR_TIMES.name, ev)
+            if kind == 'lap':
+                self.laps.append(ev)
+                self._send(LAP_EVENTS.name, ev)
+                log.info('lap %d: %s%s', ev['lap_number'], format_lap_time(ev['lap_time_ms']), ' (best)' if ev['best_lap'] else '')
+            elif kind == 'sector': self._send(SECTOR_TIMES.name, ev)
         self.writer.append(rec)
-        self.summary.samples += 1
+        self.samples += 1
         self.stats.add(rec)
-        if self.publisher is not None and (self.cfg.live_hz is None or now >= self._live_at):
-            self._live_at = now + 1.0 / self.cfg.live_hz if self.cfg.live_hz else now
-            self._publish(TELEMETRY_LIVE.name, live_message(rec))
+        if self._pub is not None and now >= self._live_at:
+            self._live_at = now + 1.0 / self._cfg.live_hz if self._cfg.live_hz else now
+            self._send(TELEMETRY_LIVE.name, live_message(rec))
         if now >= self._stats_at:
-            self._stats_at = now + self.cfg.stats_every_s
-            self._publish(SESSION_STATS.name, self.stats.message(rec))
+            self._stats_at = now + self._cfg.stats_every_s
+            self._send(SESSION_STATS.name, self.stats.message(rec))
 
-    def _periodic(self, now: float) -> None:
-        "Once a second, hand the recorded samples to the disk thread, so a slow disk never stalls the polling."
-        if self.writer is not None and now >= self._flush_at:
-            self._flush_at = now + self.cfg.flush_every_s
-            if self._flushing is None or self._flushing.done():
-                self._wait_flush()
-                self._flushing = self._disk.submit(self.writer.flush)
+    def flush_due(self, now: float) -> None:
+        "Once every `flush_every_s`, hand the samples recorded meanwhile to the disk thread."
+        if now < self._flush_at: return
+        self._flush_at = now + self._cfg.flush_every_s
+        if self._flushing is None or self._flushing.done():
+            self._wait_flush()
+            self._flushing = self._disk.submit(self.writer.flush)
 
     def _wait_flush(self) -> None:
-        "Wait for the disk thread; a failed write is reported (its samples stay queued for the next flush)."
+        "Wait for the disk thread; a failed write is said once (its samples stay in memory and are retried)."
         f, self._flushing = self._flushing, None
         if f is None: return
         try: f.result()
-        except Exception as e: log.error('writing %s failed (%s); the samples stay in memory and are retried', self.writer.path, e)
+        except Exception as e:
+            if not self._failing: log.error('writing %s failed (%s); the samples stay in memory and are retried', self.writer.parts, e)
+            self._failing = True
+        else:
+            if self._failing: log.warning('writing %s works again', self.writer.parts)
+            self._failing = False
 
-    # -- the loop -----------------------------------------------------------------------------------------------
-    def run(self, stop: threading.Event | None = None, duration: float | None = None, once: bool = False) -> CollectorSummary:
-        "Record until `stop` is set, `duration` seconds passed, or (with `once`) the game ends the first session."
-        stop = stop or threading.Event()
-        clock, pages, cfg = time.monotonic, self.pages, self.cfg
-        deadline = clock() + duration if duration else math.inf
-        last_pid, last_rec, next_due, self._live_at = None, None, 0.0, 0.0
-        self._disk, self._flushing = ThreadPoolExecutor(1, thread_name_prefix='f1twin-disk'), None
-        switch = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)  # the disk and Kafka threads give the GIL back within half a millisecond
-        gc.freeze()  # what is loaded now (pandas, pyarrow, ...) is never scanned again: no long full collections
-        try:
-            while not stop.is_set():
-                now = clock()
-                if now >= deadline: break
-                pid = pages.physics_packet_id()
-                if pid == last_pid:
-                    self._periodic(now)
-                    time.sleep(cfg.poll_s)
-                    continue
-                last_pid = pid
-                if cfg.hz and now < next_due: continue  # downsampling: not this packet
-                try: g = pages.graphics()
-                except shm.TornReadError: continue  # the page kept changing under us: take the next packet
-                if g.status != shm.AC_LIVE:  # paused, replay, or the session was torn down
-                    last_rec = None  # packets not LIVE are not missed ones
-                    if g.status == shm.AC_OFF and self.writer is not None:
-                        self._end_session()
-                        if once: break
-                    continue
-                try: p = pages.physics()
-                except shm.TornReadError: continue
-                pid = last_pid = p.packetId
-                if pid == last_rec: continue
-                if cfg.hz is None and last_rec is not None and pid > last_rec + 1 and self.writer is not None:
-                    self.summary.packets_missed += pid - last_rec - 1
-                last_rec = pid
-                if cfg.hz: next_due = max(next_due + 1.0 / cfg.hz, now)
-                rec = shm.to_record_fields(p, g)
-                if self.writer is None: self._start_session(now)
-                rec.update(packet_id=pid, timestamp=time.time(), session_time_s=now - self.t0,
-                           distance=rec['normalized_position'] * self.track_length,
-                           session_id=self.session_id, car_id=cfg.car_id)
-                self._record(rec, now)
-                self._periodic(now)
-        finally:
-            self._end_session()
-            self._disk.shutdown()
-            sys.setswitchinterval(switch)
-            if self.publisher is not None: self.summary.kafka = self.publisher.close(timeout=10.0)
+    def close(self) -> Path | None:
+        "Write the session file; SessionCloseError (the parts kept, how to recover them) if it cannot be written."
+        self._wait_flush()
+        return self.writer.close()
+
+# %% ../nbs/12_collector.ipynb #01b3b80c
+def _tune_interpreter():
+    "A short GIL switch interval and gc.freeze for the polling loop; returns the function that undoes both."
+    switch, frozen = sys.getswitchinterval(), gc.get_freeze_count()
+    sys.setswitchinterval(0.0005)  # the disk and Kafka threads give the GIL back within half a millisecond
+    gc.freeze()  # what is loaded now (pandas, pyarrow, ...) is never scanned again: no long full collections
+    def restore():
+        sys.setswitchinterval(switch)
+        if not frozen: gc.unfreeze()  # objects frozen before the collector ran stay frozen
+    return restore
+
+class Recording:
+    "The sessions of one run: each LIVE packet into the current session, new sessions at restarts, packet counts."
+    def __init__(self, cfg: CollectorConfig, publisher: KafkaPublisher | None):
+        self.cfg, self.publisher = cfg, publisher
+        self.summary = CollectorSummary(kafka_bootstrap=str(cfg.kafka) if cfg.kafka else None)
+        self.session: SessionRecorder | None = None
+        self.counter, self._rule, self._last = PacketCounter(), LapRule(), None
+        self._disk = ThreadPoolExecutor(1, thread_name_prefix='f1twin-disk')
+
+    def add(self, p: shm.Physics, g: shm.Graphics, static, now: float, polled: float) -> None:
+        "Record LIVE physics step `p` with graphics page `g`; `static()` reads the static page when a session starts."
+        pid = p.packetId
+        if pid == self._last: return
+        rec = shm.to_record_fields(p, g)
+        if self.session is None: self._start(static(), now, fresh=True)
+        rec['session_id'] = self.session.session_id  # what the rule compares with the previous record
+        step = self._rule.step(rec)
+        if step.restart:
+            log.warning('the game restarted the session (%s): starting a new session file', step.restart)
+            self.end()
+            self._start(static(), now, fresh=False)
+        if self.cfg.hz is None: self.counter.see(pid, now, polled)
+        s, self._last = self.session, pid
+        rec.update(timestamp=time.time(), session_time_s=step.time_ms / 1000, distance=rec['normalized_position'] * s.track_length,
+                   session_id=s.session_id, car_id=self.cfg.car_id)
+        s.record(rec, now)
+
+    def _start(self, static: shm.Static, now: float, fresh: bool) -> None:
+        self.session = SessionRecorder(static, self.cfg, self.publisher, self._disk, now)
+        if fresh: self._rule.reset()  # (after a restart the rule has already started the new run)
+        self.counter.reset()
+        self.summary.sessions += 1
+        log.info('recording session %s (%s, %s) into %s', self.session.session_id, self.session.meta.track,
+                 self.session.meta.car, self.session.writer.path)
+
+    def not_live(self, status) -> bool:
+        "The game is not LIVE (paused, replay, OFF): no packet counts as missed, and OFF ends the session; True if it did."
+        self._last = None
+        self.counter.reset()
+        if status != shm.AC_OFF or self.session is None: return False
+        log.info('the game left the session (status OFF)')
+        self.end()
+        return True
+
+    def periodic(self, now: float) -> None:
+        if self.session is not None: self.session.flush_due(now)
+
+    def end(self) -> None:
+        "End the current session: its file written, or the error saying where its samples are (in `summary.problems`)."
+        s, self.session, sm = self.session, None, self.summary
+        sm.packets_missed, sm.packets_skipped = self.counter.missed, self.counter.skipped
+        if s is None: return
+        sm.laps += s.laps
+        sm.samples += s.samples
+        try: path = s.close()
+        except SessionCloseError as e:
+            log.error('%s', e)
+            sm.problems.append(str(e))
+            return
+        if path: sm.files.append(path)
+
+    def close(self) -> CollectorSummary:
+        "End the session and stop the disk thread; the summary."
+        try: self.end()
+        finally: self._disk.shutdown()
         return self.summary
+
+# %% ../nbs/12_collector.ipynb #e4c7ae42
+def wait_for_pages(source, stop: threading.Event, deadline: float = math.inf, poll_s: float = 0.5,
+                   wait: bool = True) -> shm.ACPages | None:
+    "Open the game's pages (see `shm.open_pages`), waiting while they are not there; None if `stop` or `deadline` came first."
+    said = None
+    while not stop.is_set() and time.monotonic() < deadline:
+        try: return shm.open_pages(source)
+        except shm.ACNotRunning as e:
+            if not wait: raise
+            if e.problems != said: log.info('waiting for the game (%s)', '; '.join(e.problems) or e)
+            said = e.problems
+        stop.wait(max(0.0, min(poll_s, deadline - time.monotonic())))
+    return None
+
+# %% ../nbs/12_collector.ipynb #fd9dae05
+class Collector:
+    "Polls AC's pages, records sessions to disk, publishes to Kafka; follows the game through pauses, restarts and exits."
+    def __init__(self, pages=None, config: CollectorConfig | None = None, publisher: KafkaPublisher | None = None):
+        self.cfg = config or CollectorConfig()
+        self.pages = pages if isinstance(pages, shm.ACPages) else None
+        self._source = self.pages.source if self.pages is not None else pages
+        self.publisher = publisher if publisher is not None else _publisher(self.cfg)
+        self.summary = CollectorSummary(kafka_bootstrap=str(self.cfg.kafka) if self.cfg.kafka else None)
+
+    def run(self, stop: threading.Event | None = None, duration: float | None = None, once: bool = False,
+            hurry: threading.Event | None = None) -> CollectorSummary:
+        "Record until `stop` is set, `duration` seconds passed, or (with `once`) the first session ended; `hurry`: see close_publisher."
+        stop, attached, opened = stop or threading.Event(), self.pages is not None, False
+        self._deadline = time.monotonic() + duration if duration else math.inf
+        self._once, self._over, self._idle_at, self._check_at = once, False, 0.0, 0.0
+        self.recording = Recording(self.cfg, self.publisher)
+        self.summary, restore = self.recording.summary, _tune_interpreter()
+        try:
+            while not (stop.is_set() or self._over) and time.monotonic() < self._deadline:
+                if self.pages is None:
+                    self.pages = wait_for_pages(self._source, stop, self._deadline, self.cfg.wait_poll_s, self.cfg.wait or attached)
+                    if self.pages is None: break
+                    attached = opened = True
+                try: self._poll(stop)
+                except shm.ACPagesGone as e: self._detach(e.problems[0] if e.problems and e.problems[0] else str(e))
+        finally:
+            try: self.recording.close()
+            finally:
+                restore()
+                if opened and self.pages is not None: self.pages.close()
+                if self.publisher is not None:
+                    self.summary.kafka = close_publisher(self.publisher, self.cfg.kafka_close_s, hurry)
+        return self.summary
+
+    def _poll(self, stop: threading.Event) -> None:
+        "Read the physics packetId every `poll_s`; each new one is a physics step, recorded while the game is LIVE."
+        pages, recording, hz, poll_s = self.pages, self.recording, self.cfg.hz, self.cfg.poll_s
+        clock, sleep, deadline = time.monotonic, time.sleep, self._deadline
+        last_pid, next_due, now = None, 0.0, clock()
+        while not (stop.is_set() or self._over):
+            polled, now = now, clock()
+            if now >= deadline: return
+            pid = pages.physics_packet_id()
+            if pid == last_pid:
+                if now >= self._idle_at: self._periodic(now, idle=True)
+                sleep(poll_s)
+                continue
+            last_pid = pid
+            if hz:
+                if now < next_due: continue  # downsampling: not this packet
+                next_due = max(next_due + 1.0 / hz, now)
+            try:
+                p, g = pages.physics(pid), pages.graphics()
+                last_pid = p.packetId
+                if g.status == shm.AC_LIVE: recording.add(p, g, pages.static, now, polled)
+                elif recording.not_live(g.status) and self._once: self._over = True
+            except shm.TornReadError: last_pid = None  # a page kept changing under us: look again
+            if now >= self._idle_at: self._periodic(now)
+
+    def _periodic(self, now: float, idle: bool = False) -> None:
+        "Every 10 ms: if `idle`, the game's status (OFF ends the session); the disk flush; every `check_every_s`: ACPagesGone?"
+        self._idle_at = now + 0.01
+        if idle and (status := self.pages.status()) != shm.AC_LIVE and self.recording.not_live(status) and self._once:
+            self._over = True
+        self.recording.periodic(now)
+        if now >= self._check_at:
+            self._check_at = now + self.cfg.check_every_s
+            why = self.pages.gone()
+            if why: raise shm.ACPagesGone(why, self.pages.where)
+
+    def _detach(self, why: str) -> None:
+        "The game closed its pages: end the session, let go of the pages, wait for new ones (or stop, with `once`)."
+        log.warning('the game closed its shared memory (%s); waiting for it to start again', why)
+        self.recording.end()
+        self.pages.close()
+        self.pages, self.summary.game_exits = None, self.summary.game_exits + 1
+        if self._once and self.summary.sessions: self._over = True

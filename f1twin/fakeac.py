@@ -15,8 +15,8 @@ from .io import load_session, session_meta, sample_session_path
 from . import shm
 
 # %% auto #0
-__all__ = ['SMOOTH', 'HELD', 'MAX_HZ', 'lap_timeline', 'sector_timeline', 'FakeACError', 'resample_session', 'PageWriter',
-           'static_page', 'FakeACStats', 'FakeAC']
+__all__ = ['SMOOTH', 'HELD', 'MAX_HZ', 'EXITS', 'RESTARTS', 'lap_timeline', 'sector_timeline', 'FakeACError', 'resample_session',
+           'PageWriter', 'static_page', 'FakeACStats', 'FakeAC']
 
 # %% ../nbs/05_fakeac.ipynb #38eca5d3
 def lap_timeline(df: pd.DataFrame) -> pd.DataFrame:
@@ -96,17 +96,19 @@ def resample_session(df: pd.DataFrame, hz: float) -> pd.DataFrame:
     return res
 
 # %% ../nbs/05_fakeac.ipynb #3e719642
+EXITS = ('remove', 'truncate')
+
 class PageWriter:
     "The three AC page files in `directory`, mapped for writing; `write` copies a whole page in one go."
     def __init__(self, directory):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.paths = {name: self.directory / shm.PAGE_FILES[name] for name in shm.PAGES}
         self._maps = {}
         for name, cls in shm.PAGES.items():
-            path = self.directory / shm.PAGE_FILES[name]
             size = ctypes.sizeof(cls)
-            with open(path, 'a+b') as f: f.truncate(size)
-            fd = os.open(path, os.O_RDWR)
+            with open(self.paths[name], 'a+b') as f: f.truncate(size)
+            fd = os.open(self.paths[name], os.O_RDWR)
             try: self._maps[name] = mmap.mmap(fd, size)
             finally: os.close(fd)
 
@@ -117,6 +119,14 @@ class PageWriter:
     def close(self) -> None:
         for m in self._maps.values(): m.close()
         self._maps = {}
+
+    def close_game(self, how: str = 'remove') -> None:
+        "Close, then do what a shared-memory bridge does when the game exits: `remove` the page files, or `truncate` them to 0 bytes."
+        if how not in EXITS: raise FakeACError(f'exit {how!r}: expected one of {", ".join(EXITS)}')
+        self.close()
+        for path in self.paths.values():
+            if how == 'remove': path.unlink(missing_ok=True)
+            else: os.truncate(path, 0)
 
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
@@ -136,7 +146,7 @@ def static_page(df: pd.DataFrame) -> shm.Static:
     if meta.track_length_m and np.isfinite(meta.track_length_m): st.trackSPlineLength = float(meta.track_length_m)
     return st
 
-# %% ../nbs/05_fakeac.ipynb #9a3f8d9d
+# %% ../nbs/05_fakeac.ipynb #f7a905b8
 @dataclass
 class FakeACStats:
     "What a fake AC run wrote."
@@ -144,7 +154,37 @@ class FakeACStats:
     skipped: int = 0  # packets not written because the writer was late
     loops: int = 0
     seconds: float = 0.0
+    pauses: int = 0
+    exits: int = 0  # times the game was closed and started again
 
+RESTARTS = ('session', 'game')
+
+def _set_status(pw: PageWriter, gfx: shm.Graphics, status: shm.ACStatus) -> None:
+    "A graphics write that changes only the status."
+    gfx.status, gfx.packetId = int(status), gfx.packetId + 2
+    pw.write('graphics', gfx)
+
+def _pause(pw: PageWriter, gfx: shm.Graphics, seconds: float, stop: threading.Event) -> float:
+    "PAUSE for `seconds`: no physics step, the graphics page rewritten every 10 ms; returns how long it lasted."
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds and not stop.is_set():
+        _set_status(pw, gfx, shm.ACStatus.PAUSE)
+        time.sleep(0.01)
+    gfx.status = int(shm.ACStatus.LIVE)
+    return time.perf_counter() - t0
+
+def _exit_and_start(pw: PageWriter, gfx: shm.Graphics, static: shm.Static, exit: str, off_s: float,
+                    stop: threading.Event) -> PageWriter | None:
+    "The game leaves the session (OFF), exits (its pages removed or truncated) and is back `off_s` later: its new pages (None if stopped)."
+    _set_status(pw, gfx, shm.ACStatus.OFF)  # the game leaves the session...
+    if stop.wait(off_s / 2): return None
+    pw.close_game(exit)  # ...and exits
+    if stop.wait(off_s / 2): return None
+    pw = PageWriter(pw.directory)
+    pw.write('static', static)
+    return pw
+
+# %% ../nbs/05_fakeac.ipynb #9a3f8d9d
 class FakeAC:
     "Replays a recorded session into AC's pages in `directory` at `hz` (up to 333), `speed` times real time."
     def __init__(self, session, directory, hz: float = 333.0, speed: float = 1.0):
@@ -155,39 +195,52 @@ class FakeAC:
         self.static = static_page(self.samples)
         self._records = self.samples.to_dict('records')
 
-    def run(self, loops: int = 1, stop: threading.Event | None = None, on_packet=None) -> FakeACStats:
-        "Write the pages, paced in real time; returns when all loops are done or `stop` is set."
-        stats, period = FakeACStats(), 1.0 / (self.hz * self.speed)
-        phys, gfx = shm.Physics(), shm.Graphics()
-        gfx.status, gfx.session = int(shm.ACStatus.LIVE), 0
-        packet = 0
-        with PageWriter(self.directory) as pw:
+    def run(self, loops: int = 1, stop: threading.Event | None = None, on_packet=None, restart: str = 'session',
+            exit: str = 'remove', off_s: float = 1.0, pause: tuple[float, float] | None = None) -> FakeACStats:
+        "Write the pages, paced in real time, `loops` times (between loops: `restart`); returns when done or `stop` is set."
+        if restart not in RESTARTS: raise FakeACError(f'restart {restart!r}: expected one of {", ".join(RESTARTS)}')
+        if exit not in EXITS: raise FakeACError(f'exit {exit!r}: expected one of {", ".join(EXITS)}')
+        stats, stop, start = FakeACStats(), stop or threading.Event(), time.perf_counter()
+        pw, phys, gfx, first_id = PageWriter(self.directory), shm.Physics(), shm.Graphics(), 1
+        try:
             pw.write('static', self.static)
-            start = time.perf_counter()
             for loop in range(loops):
-                k, n = 0, len(self._records)
-                loop_start = time.perf_counter()
-                while k < n:
-                    if stop is not None and stop.is_set(): break
-                    due = loop_start + k * period
-                    now = time.perf_counter()
-                    if now < due:
-                        time.sleep(min(due - now, 0.05)); continue
-                    late = int((now - due) / period)
-                    if late: stats.skipped += min(late, n - 1 - k); k = min(k + late, n - 1)
-                    shm.from_record_fields(self._records[k], phys, gfx)
-                    phys.packetId = packet + k + 1
-                    gfx.packetId += 2
-                    pw.write('physics', phys)
-                    pw.write('graphics', gfx)
-                    stats.packets += 1
-                    if on_packet: on_packet(k)
-                    k += 1
-                packet += n
+                if loop and restart == 'game':
+                    pw = _exit_and_start(pw, gfx, self.static, exit, off_s, stop)
+                    stats.exits += 1
+                    if pw is None: break
+                    phys, gfx, first_id = shm.Physics(), shm.Graphics(), 1
+                if not self._play(pw, phys, gfx, first_id, stats, stop, on_packet, pause): break
+                first_id += len(self._records)
                 stats.loops += 1
-                if stop is not None and stop.is_set(): break
-            gfx.status = int(shm.ACStatus.OFF)
-            gfx.packetId += 2
-            pw.write('graphics', gfx)
+            if pw is not None: _set_status(pw, gfx, shm.ACStatus.OFF)
+        finally:
+            if pw is not None: pw.close()
         stats.seconds = time.perf_counter() - start
         return stats
+
+    def _play(self, pw, phys, gfx, first_id, stats, stop, on_packet, pause) -> bool:
+        "One pass over the recording, packet k with packetId `first_id + k`; False if stopped."
+        period, n = 1.0 / (self.hz * self.speed), len(self._records)
+        pause_k = int(np.searchsorted(self.samples['session_time_s'].to_numpy(), pause[0])) if pause else n
+        k, t0, gfx.status = 0, time.perf_counter(), int(shm.ACStatus.LIVE)
+        while k < n:
+            if stop.is_set(): return False
+            if k >= pause_k > 0:
+                t0, pause_k = t0 + _pause(pw, gfx, pause[1], stop), n
+                stats.pauses += 1
+                continue
+            now, due = time.perf_counter(), t0 + k * period
+            if now < due:
+                time.sleep(min(due - now, 0.05)); continue
+            late = int((now - due) / period)
+            if late: stats.skipped += min(late, n - 1 - k); k = min(k + late, n - 1)
+            shm.from_record_fields(self._records[k], phys, gfx)
+            phys.packetId = first_id + k
+            gfx.packetId += 2
+            pw.write('physics', phys)
+            pw.write('graphics', gfx)
+            stats.packets += 1
+            if on_packet: on_packet(k)
+            k += 1
+        return True

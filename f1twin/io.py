@@ -15,8 +15,8 @@ from .laprules import session_time_ms
 # %% auto #0
 __all__ = ['DATA_DIR', 'CSV_COLUMNS', 'CSV_OPTIONAL', 'CSV_EXPORT_ORDER', 'DEFAULT_CAR_ID', 'META_KEY', 'PARTS_SUFFIX',
            'SessionFileError', 'sample_session_path', 'read_csv_session', 'session_meta', 'save_session',
-           'read_parquet_session', 'load_session', 'read_parts', 'SessionWriter', 'finish_parts', 'recover_session',
-           'export_csv']
+           'read_parquet_session', 'load_session', 'read_parts', 'finish_parts', 'recover_session', 'SessionCloseError',
+           'SessionWriter', 'export_csv']
 
 # %% ../nbs/02_io.ipynb #972bb952
 DATA_DIR = Path(__file__).resolve().parent.parent / 'data' if '__file__' in globals() else Path('../data').resolve()
@@ -199,19 +199,43 @@ def session_meta(df: pd.DataFrame) -> SessionMeta:
     "The metadata of a loaded session (empty metadata for a frame that has none)."
     return SessionMeta.from_dict(df.attrs.get('f1twin', {}))
 
-def _atomic_target(path: Path):
+def _atomic_target(path: Path) -> Path:
+    "A new empty file beside `path` to write it under another name first: created as open() creates files (0666 less the umask)."
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.part', dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+    for _ in range(100):
+        tmp = path.with_name(f'.{path.name}.{os.urandom(4).hex()}.part')
+        try: fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
+        except FileExistsError: continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f'{path.parent}: cannot create a temporary file for {path.name}')
 
-def _write_table(table, path: Path) -> Path:
-    "Write an Arrow table to Parquet atomically: a temporary file beside `path`, then renamed onto it."
+def _sync(path: Path, folder: bool = False) -> None:
+    "Make what was written to file `path` durable (fsync); with `folder`, the names in that folder (after a rename)."
+    try: fd = os.open(path, os.O_RDONLY | (getattr(os, 'O_DIRECTORY', 0) if folder else getattr(os, 'O_BINARY', 0)))
+    except OSError:
+        if folder: return  # Windows cannot open a folder: its renames are durable as they are
+        raise
+    try: os.fsync(fd)
+    except OSError:
+        if not folder: raise
+    finally: os.close(fd)
+
+def _replace_synced(tmp: Path, path: Path) -> Path:
+    "Sync the written `tmp`, rename it onto `path`, sync the folder: once this returns, `path` survives a crash."
+    _sync(tmp)
+    os.replace(tmp, path)
+    _sync(path.parent, folder=True)
+    return path
+
+def _write_table(table, path: Path, sync: bool = True) -> Path:
+    "Write an Arrow table to Parquet atomically: a temporary file beside `path`, synced (with `sync`), renamed onto it."
     import pyarrow.parquet as pq
     tmp = _atomic_target(path)
     try:
         pq.write_table(table, tmp, compression='zstd')
-        os.replace(tmp, path)
+        if sync: _replace_synced(tmp, path)
+        else: os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -284,8 +308,65 @@ def read_parts(parts_dir) -> pd.DataFrame:
     df.attrs['f1twin'] = SessionMeta.from_dict(json.loads(md.get(META_KEY, b'{}'))).to_dict()
     return df
 
+def finish_parts(parts_dir: Path, path: Path, meta: SessionMeta | None = None) -> Path | None:
+    "Join a recording's parts into one session file, synced, and only then remove them (what `SessionWriter.close` does)."
+    parts_dir = Path(parts_dir)
+    if not any(parts_dir.glob('part-*.parquet')):
+        parts_dir.rmdir() if parts_dir.exists() and not any(parts_dir.iterdir()) else None
+        return None
+    df = read_parts(parts_dir)
+    save_session(df, path, meta or session_meta(df))  # written, synced and renamed into place, or an error
+    for f in parts_dir.glob('part-*.parquet'): f.unlink()
+    parts_dir.rmdir()
+    return Path(path)
+
+def recover_session(parts_dir, out=None) -> Path:
+    "Turn the parts a recording left (`<name>.parquet.parts`) into the session file `<name>.parquet` (or `out`)."
+    parts_dir = Path(parts_dir)
+    if not parts_dir.is_dir():
+        raise SessionFileError(f'{parts_dir}: no such folder; expected the <session>.parquet{PARTS_SUFFIX} folder a recording left')
+    if out is None and not parts_dir.name.endswith(PARTS_SUFFIX):
+        raise SessionFileError(f'{parts_dir}: expected a folder named <session>.parquet{PARTS_SUFFIX} (or name the file to write)')
+    out = Path(out) if out is not None else parts_dir.with_name(parts_dir.name[:-len(PARTS_SUFFIX)])
+    if out.exists(): raise SessionFileError(f'{out}: already exists; name another file to write the recovered session to')
+    done = finish_parts(parts_dir, out)
+    if done is None: raise SessionFileError(f'{parts_dir}: no recorded parts (part-*.parquet) in this folder')
+    return done
+
+# %% ../nbs/02_io.ipynb #396342a3
+class SessionCloseError(F1twinError):
+    "A session file that could not be written at close: its parts stay, and the message says how to recover them."
+    def __init__(self, message: str, parts: Path, rescued: Path | None = None):
+        super().__init__(message)
+        self.parts, self.rescued = parts, rescued
+
 _FILLS = {f.name: _fill_value(f) for f in TELEMETRY_FIELDS}  # None: required
 
+def _fast_table(records: list[dict], schema):
+    """The records straight into an Arrow table with a part's schema, without pandas: a third of the cost, and the
+    GIL is never held long (the collector's polling thread needs it every millisecond). None when there is no schema
+    yet or a record does not fit it (pandas then gives the precise error)."""
+    import pyarrow as pa
+    if schema is None: return None
+    try:
+        arrays = []
+        for f in schema:
+            fill = _FILLS[f.name]
+            values = [r[f.name] for r in records] if fill is None else [r.get(f.name, fill) for r in records]
+            if f.type == pa.bool_(): values = [bool(v) for v in values]
+            arr = pa.array(values, type=f.type, from_pandas=True)
+            if arr.null_count and not pa.types.is_floating(f.type): return None  # a NaN in an integer field
+            arrays.append(arr)
+        return pa.Table.from_arrays(arrays, schema=schema)
+    except (KeyError, TypeError, ValueError, OverflowError, pa.ArrowException):
+        return None
+
+def _rescue_dirs() -> list[Path]:
+    "Where samples go that cannot be written beside their session (a full disk): $F1TWIN_RESCUE_DIR, the temp folder, home."
+    dirs = [os.environ.get('F1TWIN_RESCUE_DIR'), tempfile.gettempdir(), Path.home() / '.f1twin']
+    return [Path(d) / 'f1twin-rescue' for d in dirs if d]
+
+# %% ../nbs/02_io.ipynb #52e94bf6
 class SessionWriter:
     "Writes a session incrementally: `append` records, `flush` every second or so, `close` for the final file."
     def __init__(self, path, meta: SessionMeta, csv_path=None):
@@ -308,12 +389,12 @@ class SessionWriter:
         if not records: return 0
         part = self.parts / f'part-{self._n_parts + 1:06d}.parquet'
         try:
-            table = None if self.csv_path else self._fast_table(records)
+            table = None if self.csv_path else _fast_table(records, self._schema)
             if table is None:  # the first part, CSV wanted, or records the fast path cannot take: through pandas
                 df = conform(pd.DataFrame(records), source=str(self.path))
                 table = _session_table(df, self.meta, str(part))
                 if self._schema is None and self.csv_path is None: self._schema = table.schema
-            _write_table(table, part)
+            _write_table(table, part, sync=False)  # a part a second: the session file is synced, at close
         except Exception:
             self._pending = records + self._pending  # nothing is lost: the next flush tries again
             raise
@@ -322,52 +403,37 @@ class SessionWriter:
         self.rows += len(records)
         return len(records)
 
-    def _fast_table(self, records: list[dict]):
-        """The records straight into an Arrow table with the first part's schema, without pandas: a third of the
-        cost, and the GIL is never held long (the collector's polling thread needs it every millisecond).
-        None when there is no schema yet or a record does not fit it (pandas then gives the precise error)."""
-        import pyarrow as pa
-        if self._schema is None: return None
-        try:
-            arrays = []
-            for f in self._schema:
-                fill = _FILLS[f.name]
-                values = [r[f.name] for r in records] if fill is None else [r.get(f.name, fill) for r in records]
-                if f.type == pa.bool_(): values = [bool(v) for v in values]
-                arr = pa.array(values, type=f.type, from_pandas=True)
-                if arr.null_count and not pa.types.is_floating(f.type): return None  # a NaN in an integer field
-                arrays.append(arr)
-            return pa.Table.from_arrays(arrays, schema=self._schema)
-        except (KeyError, TypeError, ValueError, OverflowError, pa.ArrowException):
-            return None
-
     def close(self) -> Path | None:
-        "Flush, join the parts into the session file, remove the parts; returns the file (None if nothing was recorded)."
-        self.flush()
-        return finish_parts(self.parts, self.path, self.meta)
+        "Flush, join the parts into the session file (synced), then remove them; returns the file (None if nothing was recorded)."
+        try: self.flush()
+        except OSError as e: raise self._cannot_close(e, self._rescue()) from None
+        try: return finish_parts(self.parts, self.path, self.meta)
+        except OSError as e: raise self._cannot_close(e) from None
+
+    def _rescue(self) -> Path | None:
+        "The samples still in memory as a last part in a rescue folder (another disk, with luck); its path, or None."
+        if not self._pending: return None
+        name = f'part-{self._n_parts + 1:06d}.parquet'
+        for folder in _rescue_dirs():
+            target = folder / self.parts.name / name
+            try: _write_table(_session_table(conform(pd.DataFrame(self._pending)), self.meta, str(target)), target)
+            except OSError: continue
+            self._pending, self._rescued = [], len(self._pending)
+            return target
+        return None
+
+    def _cannot_close(self, e: OSError, rescued: Path | None = None) -> SessionCloseError:
+        why = e.strerror or str(e)
+        msg = f'{self.path}: the session file could not be written ({why}); its recorded samples are safe in {self.parts}'
+        if rescued: msg += (f'; the last {self._rescued} samples did not fit there and were saved to {rescued}: move that '
+                            f'file into {self.parts}')
+        elif self._pending: msg += f'; the last {len(self._pending)} samples could not be written anywhere ({why})'
+        msg += (f'. Once that is fixed (a full disk: free some space), run `f1twin recover {self.parts}` (or load that '
+                'folder with load_session).')
+        return SessionCloseError(msg, self.parts, rescued)
 
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
-
-def finish_parts(parts_dir: Path, path: Path, meta: SessionMeta | None = None) -> Path | None:
-    "Join a recording's parts into one session file and remove them (what `SessionWriter.close` does)."
-    parts_dir = Path(parts_dir)
-    if not any(parts_dir.glob('part-*.parquet')):
-        parts_dir.rmdir() if parts_dir.exists() and not any(parts_dir.iterdir()) else None
-        return None
-    df = read_parts(parts_dir)
-    save_session(df, path, meta or session_meta(df))
-    for f in parts_dir.glob('part-*.parquet'): f.unlink()
-    parts_dir.rmdir()
-    return Path(path)
-
-def recover_session(parts_dir) -> Path:
-    "Turn the parts a crashed recording left (`<name>.parquet.parts`) into `<name>.parquet`."
-    parts_dir = Path(parts_dir)
-    if not parts_dir.name.endswith(PARTS_SUFFIX): raise SessionFileError(f'{parts_dir}: expected a folder named <session>.parquet{PARTS_SUFFIX}')
-    out = finish_parts(parts_dir, parts_dir.with_name(parts_dir.name[:-len(PARTS_SUFFIX)]))
-    if out is None: raise SessionFileError(f'{parts_dir}: no recorded parts (part-*.parquet) in this folder')
-    return out
 
 # %% ../nbs/02_io.ipynb #e58894a1
 def _lap_clock_str(ms: pd.Series) -> pd.Series:
@@ -395,7 +461,7 @@ def export_csv(df: pd.DataFrame, path) -> Path:
     tmp = _atomic_target(path)
     try:
         out.to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        _replace_synced(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path

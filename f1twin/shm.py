@@ -12,9 +12,10 @@ from .schema import F1twinError, TELEMETRY_FIELDS
 
 # %% auto #0
 __all__ = ['AC_OFF', 'AC_REPLAY', 'AC_LIVE', 'AC_PAUSE', 'PAGES', 'RECORD_SOURCES', 'PAGE_FILES', 'DEFAULT_DIR', 'IS_WINDOWS',
-           'DEFAULT_RETRIES', 'DEFAULT_SETTLE', 'ACStatus', 'SessionType', 'FlagType', 'decode_wstr', 'encode_wstr',
-           'Page', 'Physics', 'Graphics', 'Static', 'layout_table', 'to_record_fields', 'from_record_fields',
-           'ACNotRunning', 'TornReadError', 'ACPages', 'open_pages', 'write_pages']
+           'PREAD', 'DEFAULT_RETRIES', 'DEFAULT_SETTLE', 'ACStatus', 'SessionType', 'FlagType', 'decode_wstr',
+           'encode_wstr', 'Page', 'Physics', 'Graphics', 'Static', 'layout_table', 'to_record_fields',
+           'from_record_fields', 'ACNotRunning', 'ACPagesGone', 'TornReadError', 'FilePage', 'MappedPage', 'ACPages',
+           'open_pages', 'write_pages']
 
 # %% ../nbs/04_shm.ipynb #5638079b
 class ACStatus(IntEnum):
@@ -94,6 +95,7 @@ class Page(ctypes.LittleEndianStructure):
                          for n in self._REPR)
         return f'<{type(self).__name__} {shown} ({sizeof(self)} bytes)>'
 
+# %% ../nbs/04_shm.ipynb #80b19b1f
 _F3, _F4, _W15, _W33 = c_float * 3, c_float * 4, c_uint16 * 15, c_uint16 * 33
 
 class Physics(Page):
@@ -245,13 +247,54 @@ class ACNotRunning(F1twinError):
         super().__init__(message)
         self.where, self.problems = where, tuple(problems)
 
+class ACPagesGone(ACNotRunning):
+    "Pages that were open went away: a page file removed, replaced by a new file, or cut short (the game closed)."
+
 class TornReadError(F1twinError):
     "A page kept changing during every attempt to copy it (a writer faster than the copy)."
 
 PAGE_FILES: dict[str, str] = {name: f'acpmf_{name}' for name in PAGES}
 DEFAULT_DIR = Path('/dev/shm')
 IS_WINDOWS = sys.platform == 'win32'
+PREAD = hasattr(os, 'pread')  # os.pread exists on Linux and macOS, not on Windows
 
+class FilePage:
+    "A page file read with `os.pread`: a file cut short gives a short read (`ACPagesGone`), never a SIGBUS."
+    def __init__(self, path: Path, size: int, fd: int):
+        st = os.fstat(fd)
+        self.path, self.size, self._fd, self._id = Path(path), size, fd, (st.st_dev, st.st_ino)
+
+    def read(self, n: int, offset: int = 0) -> bytes:
+        "`n` bytes at `offset`, as the file holds them now."
+        try: b = os.pread(self._fd, n, offset)
+        except OSError as e:
+            if self._fd < 0: raise ValueError(f'{self.path.name}: read from closed AC pages') from None
+            raise ACPagesGone(f'{self.path}: cannot be read ({e.strerror})', str(self.path.parent)) from None
+        if len(b) < n:
+            raise ACPagesGone(f'{self.path} was cut short while open ({offset + len(b)} of {self.size} bytes): the '
+                              'game or its shared-memory bridge closed the pages', str(self.path.parent), (self.changed(),))
+        return b
+
+    def changed(self) -> str | None:
+        "Why the file at `path` is no longer the page opened (removed, replaced by a new file, cut short); None if it is."
+        try: st = os.stat(self.path)
+        except OSError as e: return f'{self.path.name} ' + ('was removed' if isinstance(e, FileNotFoundError) else f'cannot be read ({e.strerror})')
+        if (st.st_dev, st.st_ino) != self._id: return f'{self.path.name} was replaced by a new file'
+        if st.st_size < self.size: return f'{self.path.name} was cut short ({st.st_size} of {self.size} bytes)'
+        return None
+
+    def close(self) -> None:
+        if self._fd >= 0: os.close(self._fd)
+        self._fd = -1
+
+class MappedPage:
+    "A page mapped in memory (Windows' named mappings, or files where there is no `os.pread`), with FilePage's reads."
+    def __init__(self, buf: mmap.mmap, size: int): self._m, self.size = buf, size
+    def read(self, n: int, offset: int = 0) -> bytes: return self._m[offset:offset + n]
+    def changed(self) -> str | None: return None  # a mapping keeps its object alive: it cannot go away under us
+    def close(self) -> None: self._m.close()
+
+# %% ../nbs/04_shm.ipynb #b166db11
 def _not_running(where: str, problems: list[str]) -> ACNotRunning:
     looked = ', '.join(PAGE_FILES.values())
     how = ('Windows named mappings' if where.startswith('Local\\') else
@@ -260,34 +303,44 @@ def _not_running(where: str, problems: list[str]) -> ACNotRunning:
                         f"{'; '.join(problems)}. Start AC and load a session (or name the directory that holds "
                         f"the pages), or wait for it.", where, problems)
 
-def _open_files(directory: Path) -> dict[str, mmap.mmap]:
-    if not directory.is_dir(): raise _not_running(str(directory), [f'{directory} is not a directory'])
-    maps, problems = {}, []
+def _open_page_file(path: Path, size: int):
+    "(a reader of the page file, None), or (None, what is wrong with it): the size is checked before any read."
+    try: fd = os.open(path, os.O_RDONLY | getattr(os, 'O_BINARY', 0))
+    except FileNotFoundError: return None, f'{path.name} missing'
+    except OSError as e: return None, f'{path.name} cannot be opened ({e.strerror})'
+    try:
+        have = os.fstat(fd).st_size
+        if have < size: return None, f'{path.name} has {have} bytes, expected {size} (still being created, or cut short)'
+        if PREAD:
+            page, fd = FilePage(path, size, fd), -1  # the page owns the descriptor now
+            return page, None
+        return MappedPage(mmap.mmap(fd, size, access=mmap.ACCESS_READ), size), None
+    finally:
+        if fd >= 0: os.close(fd)
+
+def _open_files(directory: Path) -> dict:
+    if not directory.is_dir():
+        raise _not_running(str(directory), [f'{directory} ' + ('is not a directory' if directory.exists() else 'does not exist')])
+    pages, problems = {}, []
     try:
         for name, cls in PAGES.items():
-            path = directory / PAGE_FILES[name]
-            try: fd = os.open(path, os.O_RDONLY | getattr(os, 'O_BINARY', 0))
-            except FileNotFoundError: problems.append(f'{path.name} missing'); continue
-            except OSError as e: problems.append(f'{path.name} cannot be opened ({e.strerror})'); continue
-            try:
-                have = os.fstat(fd).st_size
-                if have < sizeof(cls): problems.append(f'{path.name} has {have} bytes, expected {sizeof(cls)}'); continue
-                maps[name] = mmap.mmap(fd, sizeof(cls), access=mmap.ACCESS_READ)
-            finally: os.close(fd)
-        if not problems and maps['static'][:] == bytes(sizeof(Static)):
+            page, problem = _open_page_file(directory / PAGE_FILES[name], sizeof(cls))
+            if page is not None: pages[name] = page
+            else: problems.append(problem)
+        if not problems and pages['static'].read(sizeof(Static)) == bytes(sizeof(Static)):
             problems.append('acpmf_static is all zeros (no car loaded yet)')
         if problems: raise _not_running(str(directory), problems)
     except BaseException:
-        for m in maps.values(): m.close()
+        for p in pages.values(): p.close()
         raise
-    return maps
+    return pages
 
-def _open_windows() -> dict[str, mmap.mmap]:
+def _open_windows() -> dict:
     maps = {name: mmap.mmap(-1, sizeof(cls), tagname=f'Local\\{PAGE_FILES[name]}') for name, cls in PAGES.items()}
     if maps['static'][:] == bytes(sizeof(Static)):
         for m in maps.values(): m.close()
         raise _not_running('Local\\ (this Windows session)', ['acpmf_static is all zeros (AC not running or no car loaded)'])
-    return maps
+    return {name: MappedPage(m, sizeof(PAGES[name])) for name, m in maps.items()}
 
 # %% ../nbs/04_shm.ipynb #8b75158d
 _I32 = struct.Struct('<i')
@@ -301,29 +354,32 @@ def _spin(seconds: float) -> None:
     end = _clock() + seconds
     while _clock() < end: pass
 
+# %% ../nbs/04_shm.ipynb #434e6cac
 class ACPages:
-    "The three mapped AC pages: torn-read-safe copies of each, and cheap reads of the counters and status."
-    def __init__(self, maps: dict[str, mmap.mmap], where: str, retries: int = DEFAULT_RETRIES,
-                 settle: float = DEFAULT_SETTLE):
-        self._maps, self.where, self.retries, self.settle = maps, where, retries, settle
-        self._physics, self._graphics, self._closed = maps['physics'], maps['graphics'], False
+    "The three AC pages: torn-read-safe copies of each, cheap reads of the counters and status, and whether they went away."
+    def __init__(self, pages: dict, where: str, retries: int = DEFAULT_RETRIES, settle: float = DEFAULT_SETTLE,
+                 source=None):
+        self._pages = {n: MappedPage(p, sizeof(PAGES[n])) if isinstance(p, mmap.mmap) else p for n, p in pages.items()}
+        self.where, self.retries, self.settle, self.source = where, retries, settle, source
+        self._physics, self._graphics, self._closed = self._pages['physics'], self._pages['graphics'], False
         self.torn_retries = 0  # copies discarded because a write overlapped them
 
-    def _packet_id(self, buf) -> int: return _I32.unpack_from(buf)[0]
+    def _packet_id(self, page) -> int: return _I32.unpack(page.read(4))[0]
 
-    def _snapshot(self, buf, cls):
+    def _snapshot(self, page, cls, before: int | None = None):
         for _ in range(self.retries + 1):
-            before = self._packet_id(buf)
-            page = cls.from_buffer_copy(buf)
+            if before is None: before = self._packet_id(page)
+            copy = cls.from_buffer_copy(page.read(page.size))
             if self.settle: _spin(self.settle)
-            if page.packetId == before == self._packet_id(buf): return page
+            if copy.packetId == before == self._packet_id(page): return copy
+            before = None
             self.torn_retries += 1
         raise TornReadError(f'{cls.PAGE} page in {self.where}: packetId changed during each of {self.retries + 1} copies; '
                             'is something rewriting it faster than it can be copied?')
 
-    def physics(self) -> Physics:
-        "A consistent copy of the physics page."
-        return self._snapshot(self._physics, Physics)
+    def physics(self, packet_id: int | None = None) -> Physics:
+        "A consistent copy of the physics page; `packet_id`: its counter as just read (saves reading it again first)."
+        return self._snapshot(self._physics, Physics, packet_id)
 
     def graphics(self) -> Graphics:
         "A consistent copy of the graphics page."
@@ -331,9 +387,9 @@ class ACPages:
 
     def static(self) -> Static:
         "A consistent copy of the static page (two equal copies in a row: the page has no counter)."
-        buf, last = self._maps['static'], None
+        page, last = self._pages['static'], None
         for _ in range(self.retries + 2):
-            data = buf[:]
+            data = page.read(page.size)
             if data == last: return Static.from_buffer_copy(data)
             last = data
             if self.settle: _spin(self.settle)
@@ -341,36 +397,47 @@ class ACPages:
 
     def physics_packet_id(self) -> int:
         "The physics page's packetId, read alone (4 bytes): a new value means a new physics step."
-        return _I32.unpack_from(self._physics)[0]
+        return _I32.unpack(self._physics.read(4))[0]
 
     def graphics_packet_id(self) -> int:
         "The graphics page's packetId, read alone."
-        return _I32.unpack_from(self._graphics)[0]
+        return _I32.unpack(self._graphics.read(4))[0]
 
     def status(self) -> ACStatus | int:
         "graphics.status, read alone: record only while it is `AC_LIVE` (an unknown value is returned as the raw int)."
-        v = _I32.unpack_from(self._graphics, 4)[0]
+        v = _I32.unpack(self._graphics.read(4, 4))[0]
         return ACStatus(v) if 0 <= v <= 3 else v
 
     def raw(self, name: str) -> bytes:
         "The bytes of page `name` as they are now, unchecked (for tools and tests; readers want the snapshots)."
-        return self._maps[name][:]
+        page = self._pages[name]
+        return page.read(page.size)
+
+    def gone(self) -> str | None:
+        "Why these pages are no longer the game's (a page file removed, replaced or cut short), or None while they are."
+        for page in self._pages.values():
+            why = page.changed()
+            if why: return why
+        return None
 
     @property
     def closed(self) -> bool: return self._closed
 
     def close(self) -> None:
-        "Unmap the pages (idempotent); reading afterwards raises ValueError."
-        for m in self._maps.values(): m.close()
+        "Close the pages (idempotent); reading afterwards raises ValueError."
+        for p in self._pages.values(): p.close()
         self._closed = True
 
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
     def __repr__(self): return f'<ACPages {self.where}{" (closed)" if self.closed else ""}>'
 
+# %% ../nbs/04_shm.ipynb #b11dda7f
+_SHORT_GRACE_S = 0.5  # a page file shorter than its layout is usually being created: look again for this long
+
 def open_pages(directory=None, wait: bool = False, timeout: float | None = None, poll: float = 0.5,
                retries: int = DEFAULT_RETRIES, settle: float = DEFAULT_SETTLE) -> ACPages:
-    "Map AC's pages: from `directory` (files acpmf_*), else Windows' named mappings or /dev/shm; optionally wait for them."
+    "Open AC's pages: from `directory` (files acpmf_*), else Windows' named mappings or /dev/shm; optionally wait for them."
     if directory is None and IS_WINDOWS: opener, where = _open_windows, 'Local\\acpmf_*'
     else:
         d = Path(directory) if directory is not None else DEFAULT_DIR
@@ -378,13 +445,15 @@ def open_pages(directory=None, wait: bool = False, timeout: float | None = None,
     wait = wait or timeout is not None
     start = time.monotonic()
     while True:
-        try: return ACPages(opener(), where, retries, settle)
+        try: return ACPages(opener(), where, retries, settle, source=directory)
         except ACNotRunning as e:
             waited = time.monotonic() - start
-            if not wait: raise
+            short = e.problems and all('bytes, expected' in p for p in e.problems)
+            if not wait and not (short and waited < _SHORT_GRACE_S): raise
             if timeout is not None and waited >= timeout:
                 raise ACNotRunning(f'{e} Waited {waited:.1f} s.', e.where, e.problems) from None
-            time.sleep(poll if timeout is None else max(0.0, min(poll, timeout - waited)))
+            pause = poll if wait else 0.05
+            time.sleep(pause if timeout is None else max(0.0, min(pause, timeout - waited)))
 
 # %% ../nbs/04_shm.ipynb #fbf463c5
 def write_pages(directory, physics: Physics | None = None, graphics: Graphics | None = None,

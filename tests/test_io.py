@@ -1,4 +1,7 @@
 """Session files: the real recordings load right, Parquet round-trips, bad input gets one clear error."""
+import os
+import shutil
+import subprocess
 import warnings
 
 import numpy as np
@@ -6,8 +9,9 @@ import pandas as pd
 import pytest
 
 from f1twin import shm
-from f1twin.io import (SessionFileError, SessionWriter, export_csv, load_session, recover_session,
-                       sample_session_path, save_session, session_meta)
+from f1twin.cli import main
+from f1twin.io import (SessionCloseError, SessionFileError, SessionWriter, export_csv, load_session, read_parts,
+                       recover_session, sample_session_path, save_session, session_meta)
 from f1twin.schema import COLUMNS, SchemaError, SessionMeta, conform
 
 DEMO = sample_session_path('telemetry_2025-09-12_19-00-17.csv')
@@ -103,6 +107,118 @@ def test_session_writer_bad_record_is_a_clear_error_and_nothing_is_lost(tmp_path
     for r in records[600:]: w.append(r)
     assert w.flush() == 399
     pd.testing.assert_frame_equal(load_session(w.close()), conform(pd.DataFrame(records[:300] + records[301:])))
+
+
+def test_session_files_follow_the_umask(tmp_path):
+    """Session files, parts and CSV exports get 0666 less the umask, like any new file (not mkstemp's 0600)."""
+    df = load_session(DEMO).iloc[:20]
+    old = os.umask(0o002)
+    try:
+        saved = save_session(df, tmp_path / 'saved.parquet')
+        w = SessionWriter(tmp_path / 'rec.parquet', session_meta(df))
+        for r in df.to_dict('records'): w.append(r)
+        w.flush()
+        [part] = w.parts.glob('part-*.parquet')
+        part_mode = part.stat().st_mode & 0o777
+        closed = w.close()
+        exported = export_csv(df, tmp_path / 'export.csv')
+    finally:
+        os.umask(old)
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (saved, closed, exported)}
+    assert modes == {'saved.parquet': '0o664', 'rec.parquet': '0o664', 'export.csv': '0o664'}
+    assert part_mode == 0o664
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith('.')], 'no temporary file left behind'
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MB file system: a tmpfs mounted for the test (needs root, which the project's test machine has)."""
+    d = tmp_path / 'disk'
+    d.mkdir()
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', str(d)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.fail(f'cannot mount a 1 MB tmpfs for the disk-full tests ({r.stderr.strip()}); they need root')
+    try:
+        yield d
+    finally:
+        subprocess.run(['umount', '-l', str(d)], check=True)
+
+
+def fill(disk, leave=0):
+    """Fill the file system with a file, then give back `leave` bytes; returns the file."""
+    filler = disk / 'filler'
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, bytes(4096))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    os.truncate(filler, max(0, filler.stat().st_size - leave))
+    return filler
+
+
+def writer_with_parts(path, records, chunk=333):
+    """A writer that flushed all the records but the last (incomplete) chunk, which stays in memory."""
+    w = SessionWriter(path, SessionMeta(session_id='s1', car_id='rig1', track='monza'))
+    full = len(records) - len(records) % chunk
+    for i in range(0, full, chunk):
+        for r in records[i:i + chunk]: w.append(r)
+        w.flush()
+    for r in records[full:]: w.append(r)
+    return w
+
+
+def test_disk_full_at_close_keeps_the_parts_and_says_how_to_recover(small_disk, tmp_path):
+    """The final file does not fit (the last part does): nothing is removed, the message names `f1twin recover`."""
+    records = collector_records(load_session(DEMO))
+    w = writer_with_parts(small_disk / 'rec.parquet', records)
+    assert w._pending, 'samples still in memory when close() starts'
+    filler = fill(small_disk, leave=64 * 1024)
+    with pytest.raises(SessionCloseError) as e:
+        w.close()
+    msg = str(e.value)
+    assert 'No space left on device' in msg and f'f1twin recover {w.parts}' in msg
+    assert not (small_disk / 'rec.parquet').exists()
+    assert not [p for p in small_disk.iterdir() if p.name.startswith('.')], 'the temporary file is gone'
+    pd.testing.assert_frame_equal(read_parts(w.parts), conform(pd.DataFrame(records)), obj='every sample in the parts')
+    filler.unlink()
+    assert main(['recover', str(w.parts)]) == 0
+    pd.testing.assert_frame_equal(load_session(small_disk / 'rec.parquet'), conform(pd.DataFrame(records)))
+    assert not w.parts.exists()
+
+
+def test_disk_full_for_the_last_part_rescues_the_samples_in_memory(small_disk, tmp_path, monkeypatch):
+    """Not even the last part fits: the samples in memory go to the rescue folder, and the message says where."""
+    monkeypatch.setenv('F1TWIN_RESCUE_DIR', str(tmp_path / 'rescue'))
+    records = collector_records(load_session(DEMO))
+    w = writer_with_parts(small_disk / 'rec.parquet', records)
+    n_pending = len(w._pending)
+    filler = fill(small_disk)
+    with pytest.raises(SessionCloseError) as e:
+        w.close()
+    rescued = e.value.rescued
+    assert rescued is not None and rescued.is_relative_to(tmp_path / 'rescue') and rescued.exists()
+    assert f'the last {n_pending} samples did not fit there and were saved to {rescued}' in str(e.value)
+    assert f'f1twin recover {w.parts}' in str(e.value)
+    filler.unlink()
+    shutil.move(rescued, w.parts / rescued.name)  # what the message says to do
+    pd.testing.assert_frame_equal(load_session(recover_session(w.parts)), conform(pd.DataFrame(records)))
+
+
+def test_recover_command(tmp_path, capsys):
+    records = collector_records(load_session(DEMO).iloc[:700])
+    w = writer_with_parts(tmp_path / 'rec.parquet', records)
+    w.flush()
+    assert main(['recover', str(w.parts), str(tmp_path / 'out.parquet')]) == 0
+    assert capsys.readouterr().out.strip() == f'{tmp_path / "out.parquet"}: 700 samples recovered'
+    assert main(['recover', str(tmp_path / 'nowhere.parquet.parts')]) == 2
+    assert capsys.readouterr().err == (f'f1twin: error: {tmp_path / "nowhere.parquet.parts"}: no such folder; expected '
+                                       'the <session>.parquet.parts folder a recording left\n')
+    with pytest.raises(SystemExit) as e:
+        main(['recover', '--help'])
+    assert e.value.code == 0 and 'PARTS_DIR' in capsys.readouterr().out
 
 
 def test_csv_export_reads_back_identically(tmp_path):

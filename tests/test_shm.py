@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from f1twin.schema import TELEMETRY_FIELDS, F1twinError
-from f1twin.shm import (AC_LIVE, PAGE_FILES, PAGES, RECORD_SOURCES, ACNotRunning, ACPages, ACStatus, Graphics,
-                        Physics, Static, TornReadError, decode_wstr, encode_wstr, from_record_fields, layout_table,
-                        open_pages, to_record_fields, write_pages)
+from f1twin.shm import (AC_LIVE, PAGE_FILES, PAGES, RECORD_SOURCES, ACNotRunning, ACPages, ACPagesGone, ACStatus,
+                        Graphics, Physics, Static, TornReadError, decode_wstr, encode_wstr, from_record_fields,
+                        layout_table, open_pages, to_record_fields, write_pages)
 
 # `[offset, size]` of every field, measured by compiling Kunos' three structs with gcc (-fshort-wchar, pack 4) and
 # checked against the game's decompiled writer: a copy of ac_layout_offsets.json from the project's reference notes
@@ -239,12 +239,65 @@ def test_not_running_when_pages_are_short_or_static_is_empty(tmp_path):
     (tmp_path / 'acpmf_graphics').write_bytes(bytes(100))
     with pytest.raises(ACNotRunning) as e:
         open_pages(tmp_path)
-    assert e.value.problems == ('acpmf_graphics has 100 bytes, expected 296',)
+    assert e.value.problems == ('acpmf_graphics has 100 bytes, expected 296 (still being created, or cut short)',)
     write_pages(tmp_path, graphics=Graphics(), static=Static())
     with pytest.raises(ACNotRunning, match='acpmf_static is all zeros'):
         open_pages(tmp_path)
     with pytest.raises(ACNotRunning, match='is not a directory'):
         open_pages(tmp_path / 'acpmf_static')
+
+
+def test_a_page_file_being_created_is_looked_at_again(tmp_path):
+    """A page file still shorter than its layout when opened (a bridge creating it) is read once it is whole."""
+    make_pages(tmp_path)
+    (tmp_path / 'acpmf_physics').write_bytes(bytes(10))
+    timer = threading.Timer(0.2, write_pages, (tmp_path, Physics(packetId=5)))
+    timer.start()
+    try:
+        with open_pages(tmp_path) as ac:  # no wait asked: the short file alone is looked at again for a moment
+            assert ac.physics().packetId == 5
+    finally:
+        timer.join()
+
+
+TRUNCATE_WHILE_OPEN = """
+import os, sys
+from f1twin.shm import open_pages, ACPagesGone
+with open_pages(sys.argv[1]) as ac:
+    assert ac.physics().packetId == 100
+    os.truncate(os.path.join(sys.argv[1], 'acpmf_physics'), int(sys.argv[2]))
+    try: ac.physics()
+    except ACPagesGone as e: print(e); print(ac.gone())
+"""
+
+
+@pytest.mark.parametrize('size', [0, 100])
+def test_a_page_file_cut_short_while_open_is_an_error_not_a_sigbus(tmp_path, size):
+    """A bridge truncating the page files when the game exits: the reader gets ACPagesGone, it is not killed by SIGBUS
+    (which a mapping of the file gives; run in a child process, as SIGBUS would kill pytest)."""
+    make_pages(tmp_path)
+    r = subprocess.run([sys.executable, '-c', TRUNCATE_WHILE_OPEN, str(tmp_path), str(size)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, f'the reader died (exit status {r.returncode}: -7 is SIGBUS): {r.stderr}'
+    msg, gone = r.stdout.splitlines()
+    assert f'acpmf_physics was cut short while open ({size} of 592 bytes)' in msg and str(tmp_path) in msg
+    assert gone == f'acpmf_physics was cut short ({size} of 592 bytes)'
+
+
+def test_gone_tells_removed_and_recreated_page_files(tmp_path):
+    make_pages(tmp_path)
+    with open_pages(tmp_path) as ac:
+        assert ac.gone() is None
+        (tmp_path / 'acpmf_static').unlink()
+        assert ac.gone() == 'acpmf_static was removed'
+        assert ac.static().text('track') == 'monza', 'the open file is the old one, still readable'
+        make_pages(tmp_path)
+        assert ac.gone() == 'acpmf_static was replaced by a new file'
+    with open_pages(tmp_path) as ac:
+        write_pages(tmp_path, physics=Physics(packetId=7))  # rewritten in place: the same file
+        assert ac.gone() is None and ac.physics_packet_id() == 7
+    with pytest.raises(ValueError):
+        ac.physics_packet_id()
 
 
 def test_wait_times_out_with_a_clear_error(tmp_path):
