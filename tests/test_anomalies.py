@@ -13,132 +13,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from f1twin.faults import lock_up_at, nineteen_laps, real_laps, run_wide, spin_at
+
 from f1twin import anomalies as A
 from f1twin.anomalies import AnomalyError, AnomalyMonitor, detect
 from f1twin.fakeac import resample_session
 from f1twin.io import load_session, sample_session_path, save_session
-from f1twin.laprules import session_time_ms
 from f1twin.laps import lap_bounds, lap_table
 
 ROOT = Path(__file__).resolve().parent.parent
 F1TWIN = str(Path(sys.executable).parent / 'f1twin')
-SMOOTH = ('speed_kmh', 'rpm', 'throttle', 'brake', 'steering', 'car_x', 'car_y', 'car_z', 'distance_total')
-
-
-# --- sessions built from the real laps -------------------------------------------------------------------------
-
-def real_laps(s1, s2):
-    """Session 1's out-lap (before its first line crossing) and the six complete real laps as (frame, game ms)."""
-    laps = []
-    for x in (s1, s2):
-        b = lap_bounds(x)
-        if not laps:
-            head = x.iloc[:b['first'].iloc[1]].reset_index(drop=True)
-        laps += [(x.iloc[r.first:r.last + 1].reset_index(drop=True), float(r.lap_time_ms))
-                 for r in b[~b['partial']].itertuples()]
-    return head, laps
-
-
-def stretch(lap, a, b, extra_ms, pit=True):
-    """Rows a..b-1 of a lap driven `extra_ms` slower along the same path, resampled at the lap's own rate (in the pit
-    lane, in second gear, if `pit`); the rest of the lap's clock moves on by `extra_ms`."""
-    clock = lap['current_lap_time_ms'].to_numpy(np.float64)
-    c0, c1, step = clock[a], clock[b - 1], float(np.median(np.diff(clock)))
-    new = np.arange(c0, c1 + extra_ms + 1e-9, step)
-    back = c0 + (new - c0) * (c1 - c0) / (c1 - c0 + extra_ms)
-    seg = lap.iloc[a:b]
-    rows = pd.DataFrame({c: np.interp(back, seg['current_lap_time_ms'], seg[c].astype(np.float64)) for c in SMOOTH})
-    rows['speed_kmh'] *= (c1 - c0) / (c1 - c0 + extra_ms)
-    src = np.clip(np.searchsorted(seg['current_lap_time_ms'].to_numpy(), back, side='right') - 1, 0, len(seg) - 1)
-    rows = pd.concat([seg.iloc[src].drop(columns=list(SMOOTH)).reset_index(drop=True), rows], axis=1)[lap.columns]
-    rows['current_lap_time_ms'] = np.round(new)
-    if pit:
-        rows['in_pit_lane'], rows['gear'] = True, rows['gear'].clip(upper=2)
-    after = lap.iloc[b:].copy()
-    after['current_lap_time_ms'] += int(extra_ms)
-    return pd.concat([lap.iloc[:a], rows, after], ignore_index=True).astype(lap.dtypes.to_dict())
-
-
-def stitch(head, laps, attrs):
-    """One session: `head`, then `laps` (frame, ms) in order, then one sample of a next lap so the last is timed."""
-    parts, done, best, last_ms = [head.copy()], 0, np.inf, 0
-    line = head['distance_total'].iloc[-1] + 1.0
-    for lap, ms in laps + [(laps[0][0].iloc[:1], 0)]:
-        p = lap.copy()
-        p['distance_total'] += line - lap['distance_total'].iloc[0]
-        p['completed_laps'], p['last_lap_time_ms'] = done, last_ms
-        p['best_lap_time_ms'] = 0 if best == np.inf else best
-        parts.append(p)
-        d = p['distance_total'].to_numpy()
-        line = d[-1] + (d[-1] - d[-2] if len(d) > 1 else 0)
-        done, last_ms, best = done + 1, int(ms), min(best, ms)
-    out = pd.concat(parts, ignore_index=True)
-    out['session_id'] = pd.Categorical([str(head['session_id'].iloc[0])] * len(out))
-    out['packet_id'] = np.arange(len(out))
-    out['session_time_s'] = session_time_ms(out) / 1000
-    out['timestamp'] = head['timestamp'].iloc[0] + out['session_time_s']
-    out.attrs = {'f1twin': dict(attrs)}
-    return out
-
-
-def lap_rows(x, lap):
-    b = lap_bounds(x).set_index('lap')
-    return int(b.loc[lap, 'first']), int(b.loc[lap, 'last'])
-
-
-def spin_at(x, lap=4, frac=0.66, decel_g=2.5, turn_deg=90.0):
-    """The session cut at `frac` of `lap`: the car spins off there (its direction of travel turning `turn_deg` away
-    over 1.5 s while it slides to a stop at `decel_g`, countersteering off the pedals) and the recording ends."""
-    a, b = lap_rows(x, lap)
-    i = a + int(frac * (b - a))
-    head = x.iloc[:i + 1]
-    step = float(np.median(np.diff(x['session_time_s'])))
-    px, pz = head['car_x'].to_numpy(np.float64), head['car_z'].to_numpy(np.float64)
-    heading, v0 = np.arctan2(pz[-1] - pz[-4], px[-1] - px[-4]), float(head['speed_kmh'].iloc[-1])
-    tt = np.arange(1, int((v0 / 3.6 / (decel_g * 9.81) + 2.0) / step)) * step
-    v = np.maximum(v0 - decel_g * 9.81 * 3.6 * tt, 0.0)
-    side = -np.sign(head['steering'].iloc[-1]) or 1.0
-    ang, ds = heading + side * np.radians(turn_deg) * np.clip(tt / 1.5, 0, 1), v / 3.6 * step
-    rows = pd.DataFrame([head.iloc[-1]] * len(tt)).reset_index(drop=True)
-    rows['speed_kmh'], rows['throttle'], rows['brake'], rows['steering'] = v, 0.0, 0.0, 0.9 * side
-    rows['car_x'], rows['car_z'] = px[-1] + np.cumsum(ds * np.cos(ang)), pz[-1] + np.cumsum(ds * np.sin(ang))
-    rows['distance_total'] = head['distance_total'].iloc[-1] + np.cumsum(ds)
-    rows['current_lap_time_ms'] = head['current_lap_time_ms'].iloc[-1] + np.round(tt * 1000)
-    rows['rpm'] = np.maximum(head['rpm'].iloc[-1] * v / v0, 3000)
-    out = pd.concat([head, rows], ignore_index=True).astype(x.dtypes.to_dict())
-    out['packet_id'] = np.arange(len(out))
-    out['session_time_s'] = session_time_ms(out) / 1000
-    out.attrs = x.attrs
-    return out, float(out['session_time_s'].iloc[i])
-
-
-def brake_at(x, lap=4, ratio=0.55, secs=0.5):
-    """The first heavy braking of `lap` at `ratio` of the car's deceleration for `secs` (below 1: the wheels locked
-    and sliding, the car arrives faster and loses the extra speed out of the corner; above 1: hitting something)."""
-    a, b = lap_rows(x, lap)
-    v, brake, t = x['speed_kmh'].to_numpy(np.float64), x['brake'].to_numpy(), x['session_time_s'].to_numpy()
-    i0 = a + int(np.argmax(brake[a:b] >= 0.9))
-    hit = np.arange(i0 + 1, i0 + 1 + int(round(secs / np.median(np.diff(t)))))
-    extra = np.zeros(len(v))
-    extra[hit] = -np.diff(v)[hit - 1] * (1 - ratio)
-    off = np.cumsum(extra)
-    end = i0 + int(np.argmax(brake[i0:] < 0.8))
-    off *= np.clip(1 - np.maximum(t - t[end], 0) / 3.0, 0, 1)
-    return x.assign(speed_kmh=(v + off).astype(np.float32)), float(t[i0])
-
-
-def run_wide(x, lap=4, frac=0.93, metres=15.0, n=30):
-    """`lap` running wide at `frac` of it: positions pushed sideways, `metres` at most, over `n` samples."""
-    a, b = lap_rows(x, lap)
-    i, out = a + int(frac * (b - a)), x.copy()
-    px, pz = out['car_x'].to_numpy(np.float64), out['car_z'].to_numpy(np.float64)
-    k = np.arange(i, i + n)
-    d = np.arctan2(pz[k + 1] - pz[k - 1], px[k + 1] - px[k - 1])
-    push = metres * np.sin(np.pi * (k - i) / (n - 1))
-    px[k], pz[k] = px[k] - push * np.sin(d), pz[k] + push * np.cos(d)
-    out['car_x'], out['car_z'] = px.astype(np.float32), pz.astype(np.float32)
-    return out, float(out['session_time_s'].iloc[i])
-
+# --- sessions built from the real laps: f1twin.faults --------------------------------------------------------
 
 @pytest.fixture(scope='module')
 def s1():
@@ -156,23 +41,11 @@ def parts(s1, s2):
 
 
 def nineteen(parts, s1, pit=True, slow_lap=None):
-    """19 laps strung from the six real ones; with `pit`, a stop: the last 10 % of lap 8 and the first 8 % of lap 9 in
-    the pit lane at pit-lane speed (26 s and 21 s slower); with `slow_lap`, that lap 6 s slower on its 150th-250th
-    samples (a stretch without braking)."""
-    head, laps = parts
-    seq = [laps[i % len(laps)] for i in range(19)]
-    if pit:
-        (l8, t8), (l9, t9) = seq[7], seq[8]
-        seq[7] = (stretch(l8, int(len(l8) * 0.9), len(l8), 26000), t8 + 26000)
-        seq[8] = (stretch(l9, 0, int(len(l9) * 0.08), 21000), t9 + 21000)
-    if slow_lap:
-        lap, ms = seq[slow_lap - 1]
-        seq[slow_lap - 1] = (stretch(lap, 150, 250, 6000, pit=False), ms + 6000)
-    return stitch(head, seq, s1.attrs['f1twin'])
+    return nineteen_laps(parts, s1.attrs['f1twin'], pit=pit, slow_lap=slow_lap)
 
 
 @pytest.fixture(scope='module')
-def nineteen_laps(parts, s1):
+def nineteen_session(parts, s1):
     return nineteen(parts, s1)
 
 
@@ -232,7 +105,8 @@ def test_a_333_hz_recording_a_source_without_positions_and_one_without_a_lap_clo
 
 # --- slow laps and pit laps ------------------------------------------------------------------------------------
 
-def test_nineteen_laps_with_a_pit_stop_flag_exactly_the_pit_laps(nineteen_laps):
+def test_nineteen_laps_with_a_pit_stop_flag_exactly_the_pit_laps(nineteen_session):
+    nineteen_laps = nineteen_session
     t = lap_table(nineteen_laps)
     assert t['lap_time_ms'].notna().sum() == 19 and t.loc[8, 'kind'] == 'in' and t.loc[9, 'kind'] == 'out'
     ev = detect(nineteen_laps)
@@ -345,14 +219,14 @@ def test_running_wide(s1):
 
 
 def test_a_lock_up_and_an_impact_built_from_the_data(s1):
-    locked, at = brake_at(s1, ratio=0.55)
+    locked, at = lock_up_at(s1, ratio=0.55)
     ev = A.lock_ups(locked)
     assert ev['kind'].tolist() == ['lock-up'] and ev['lap'].tolist() == [4] and at <= ev.loc[0, 'time_s'] < at + 0.5
     assert ev.loc[0, 'value'] < 0.6 and 'braking from 332 km/h' in ev.loc[0, 'detail']
-    hit, at = brake_at(s1, ratio=1.9, secs=0.3)
+    hit, at = lock_up_at(s1, ratio=1.9, secs=0.3)
     ev = A.lock_ups(hit)
     assert ev['kind'].tolist() == ['impact'] and ev.loc[0, 'severity'] == 'critical' and ev.loc[0, 'value'] > 1.5
-    assert A.lock_ups(brake_at(s1, ratio=0.85)[0]).empty  # a little less grip is no lock-up
+    assert A.lock_ups(lock_up_at(s1, ratio=0.85)[0]).empty  # a little less grip is no lock-up
     assert A.lock_ups(s1.iloc[:300]).attrs['notes'][0].startswith('lock-ups: fewer than')
 
 
@@ -390,7 +264,8 @@ def test_bad_arguments():
 # --- live -----------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope='module')
-def faulty(nineteen_laps):
+def faulty(nineteen_session):
+    nineteen_laps = nineteen_session
     """The 19-lap session with its pit stop, a frozen rpm, NaN speed, a jump of the position, and a spin-off in
     lap 19 that ends the recording."""
     x, _ = spin_at(nineteen_laps, lap=19)
