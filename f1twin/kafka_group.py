@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from kafka import KafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from kafka.structs import OffsetAndMetadata
+from fastcore.basics import patch
 from .messages import StreamError, MessageCounts
 from .kafka_conn import CONNECT_TIMEOUT_S, kafka_settings, _reachable, _open, _log
 from .kafka_read import RECONNECT_BACKOFF_MAX_MS, _topics, _decode
@@ -84,40 +85,52 @@ class GroupReader:
             return False
         return True
 
-    def committed(self) -> dict[TopicPartition, tuple[int, str]]:
-        "The group's committed (offset, metadata) of each partition assigned to this member."
-        out = {}
-        for tp in self._consumer.assignment():
-            c = self._consumer.committed(tp, metadata=True)
-            if c is not None: out[tp] = (c.offset, c.metadata or '')
-        return out
+# %% ../nbs/11b_kafka_group.ipynb #5abc340a
+@patch
+def committed(self: GroupReader) -> dict[TopicPartition, tuple[int, str]]:
+    "The group's committed (offset, metadata) of each partition assigned to this member."
+    out = {}
+    for tp in self._consumer.assignment():
+        c = self._consumer.committed(tp, metadata=True)
+        if c is not None: out[tp] = (c.offset, c.metadata or '')
+    return out
 
-    def caught_up(self) -> bool:
-        "True if this member has partitions and has read each of them to its end."
-        tps = list(self._consumer.assignment())
-        if not tps: return False
-        ends = self._consumer.end_offsets(tps)
-        return all(self._consumer.position(tp) >= ends[tp] for tp in tps)
+@patch
+def caught_up(self: GroupReader) -> bool:
+    "True if this member has partitions and has read each of them to its end."
+    tps = list(self._consumer.assignment())
+    if not tps: return False
+    ends = self._consumer.end_offsets(tps)
+    return all(self._consumer.position(tp) >= ends[tp] for tp in tps)
 
-    @property
-    def assignment(self) -> set: return set(self._consumer.assignment())
-    @property
-    def skipped(self) -> int: return self._taken.skipped  # messages skipped: malformed, foreign or invalid
-    @property
-    def invalid(self) -> dict: return self._taken.invalid
+@patch(as_prop=True)
+def assignment(self: GroupReader) -> set: return set(self._consumer.assignment())
 
-    def _warn_once(self, e: Exception, doing: str):
-        if type(e).__name__ not in self._said:
-            self._said.add(type(e).__name__)
-            _log.warning(f'{doing} Kafka at {self.settings} (group {self.group_id}) failed ({type(e).__name__}: {e}); retrying')
+@patch(as_prop=True)
+def skipped(self: GroupReader) -> int: return self._taken.skipped  # messages skipped: malformed, foreign or invalid
 
-    def close(self):
-        "Leave the group (a static member keeps its place until the session timeout) and close the connection."
-        if not self._closed:
-            self._closed = True
-            try: self._consumer.close(autocommit=False)
-            except Exception: pass
+@patch(as_prop=True)
+def invalid(self: GroupReader) -> dict: return self._taken.invalid
 
-    def __enter__(self): return self
-    def __exit__(self, *exc): self.close()
-    def __repr__(self): return f'GroupReader({self.settings.bootstrap!r}, {self.topics}, group={self.group_id!r}, counts={self.counts})'
+@patch
+def _warn_once(self: GroupReader, e: Exception, doing: str):
+    if type(e).__name__ not in self._said:
+        self._said.add(type(e).__name__)
+        _log.warning(f'{doing} Kafka at {self.settings} (group {self.group_id}) failed ({type(e).__name__}: {e}); retrying')
+
+@patch
+def close(self: GroupReader):
+    "Leave the group (a static member keeps its place until the session timeout) and close the connection."
+    if not self._closed:
+        self._closed = True
+        try: self._consumer.close(autocommit=False)
+        except Exception: pass
+
+@patch
+def __enter__(self: GroupReader): return self
+
+@patch
+def __exit__(self: GroupReader, *exc): self.close()
+
+@patch
+def __repr__(self: GroupReader): return f'GroupReader({self.settings.bootstrap!r}, {self.topics}, group={self.group_id!r}, counts={self.counts})'

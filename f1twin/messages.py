@@ -211,6 +211,7 @@ def _record_field(f) -> MessageField:
     else: m = MessageField(f.name, 'bool' if f.dtype == 'bool' else 'str', f.unit, f.doc)
     return replace(m, **_NARROW.get(f.name, {}))
 
+# %% ../nbs/06_messages.ipynb #0ac688cf
 _I32 = 2**31 - 1
 EVENT_FIELDS: tuple[MessageField, ...] = (
     MessageField('lap_number', 'int', '', 'the lap completed (1: the first lap of the session)', 0, _I32),
@@ -226,6 +227,7 @@ EVENT_FIELDS: tuple[MessageField, ...] = (
     MessageField('session_time', 'int', 's', 'time since the session started', 0, _I32),
 )
 
+# %% ../nbs/06_messages.ipynb #8183ea36
 _F32 = float(np.finfo(np.float32).max)
 _I53 = 2**53  # sequence numbers: exact in any JSON reader
 MAX_BATCH = 100_000  # most transitions in one rl-experiences message
