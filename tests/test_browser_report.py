@@ -161,8 +161,9 @@ def test_circuit_notebook_draws_every_figure_in_jupyterlab(jupyterlab):
             errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').all_inner_texts()
             assert not page.locator('.jp-OutputArea-output .ansi-red-fg, .jp-OutputArea-output:has-text("Traceback")').count(), errors
             # every figure the notebook's cells output (the committed notebook keeps none: they are counted here)
-            expected = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.plotly.v1+json"]').count()
-            assert expected >= 10
+            # (JupyterLab's plotly renderer leaves data-mime-type unset: its outputs are the .jp-RenderedPlotly ones)
+            expected = page.locator('.jp-OutputArea-output.jp-RenderedPlotly').count()
+            assert expected >= 7, f'{expected} figure outputs: the notebook displays at least 7 maps and charts'
             check_every_figure(page, expected, 'circuit-figure')
         finally:
             browser.close()

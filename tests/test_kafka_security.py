@@ -1,6 +1,7 @@
 """SASL and TLS for real (issue 9): the collector, `f1twin replay` and the live panel connect through each secured
 listener of a broker of their own (`secure_kafka`: SASL/PLAIN and SCRAM-SHA-256, TLS with a self-signed CA), and a
 wrong password or an untrusted certificate is one clear error within seconds, not a hang."""
+import dataclasses
 import logging
 import os
 import subprocess
@@ -148,15 +149,26 @@ def test_an_untrusted_certificate_or_the_wrong_protocol_is_one_clear_error(secur
         assert time.monotonic() - t < 8 and words in str(e.value), str(e.value)
 
 
-def test_the_collector_with_a_wrong_password_keeps_recording_and_says_why_once(secured, tmp_path, caplog):
+def test_the_collector_with_a_wrong_password_stops_at_start_or_records_and_says_why_once_if_optional(secured, tmp_path, caplog):
     short = save_session(load_session(sample_session_path()).iloc[:1100], tmp_path / "short.parquet")
-    fake = subprocess.Popen([F1TWIN, "fake-ac", str(short), "--hz", "33.3", "--speed", "20", "--dir", str(tmp_path / "pages")],
-                            stderr=subprocess.PIPE, text=True)
     wrong = settings(secured, "SASL_PLAINTEXT", "PLAIN", password="not-alice-secret")
-    caplog.set_level(logging.WARNING, logger="f1twin.kafka")
     cfg = CollectorConfig(out_dir=tmp_path / "out", car_id="sec-wrong", kafka=wrong.bootstrap, security=wrong.security)
+    caplog.set_level(logging.WARNING, logger="f1twin.kafka")
+
+    def fake_ac(pages):
+        return subprocess.Popen([F1TWIN, "fake-ac", str(short), "--hz", "33.3", "--speed", "20", "--dir", str(pages)],
+                                stderr=subprocess.PIPE, text=True)
+    fake = fake_ac(tmp_path / "pages")
     with open_pages(tmp_path / "pages", timeout=30) as pages:
-        summary = Collector(pages, cfg).run(duration=60, once=True)
+        with pytest.raises(KafkaAuthError, match="the login of 'alice'"):
+            Collector(pages, cfg)  # refused at start: an error before anything is recorded
+    assert fake.wait(timeout=60) == 0
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+    caplog.clear()  # the same with Kafka optional: the session is recorded, the refusal said once
+    fake = fake_ac(tmp_path / "pages2")
+    with open_pages(tmp_path / "pages2", timeout=30) as pages:
+        summary = Collector(pages, dataclasses.replace(cfg, kafka_optional=True)).run(duration=60, once=True)
     assert fake.wait(timeout=30) == 0
     assert [l["lap_time_ms"] for l in summary.laps] == [81817], "the session is recorded whatever Kafka says"
     assert len(summary.files) == 1 and not summary.kafka.connected and "the login of 'alice'" in summary.kafka.error
