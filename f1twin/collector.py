@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from .schema import F1twinError, SessionMeta, TOPICS, TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, message_key
+from .schema import (F1twinError, SessionMeta, TOPICS, TELEMETRY_LIVE, TELEMETRY_BATCH, LAP_EVENTS, SECTOR_TIMES,
+                           SESSION_STATS, message_key)
 from .laprules import LapRule, format_lap_time
 from .io import SessionWriter, SessionCloseError
 from . import shm
-from .events import LapTracker, SessionStats, live_message  # no Kafka code: that is imported only when asked for
+from .events import LapTracker, SessionStats, LiveSender  # no Kafka code: that is imported only when asked for
 
 log = logging.getLogger('f1twin.collector')
 
@@ -36,7 +37,8 @@ class CollectorConfig:
     kafka_optional: bool = False  # a broker that does not answer at start: record anyway (True) or CollectorError
     kafka_check_s: float = 5.0  # how long the check at start waits for the broker
     kafka_close_s: float = 10.0  # how long the end of a run waits for Kafka to take what is buffered
-    live_hz: float | None = None  # rate of ac-telemetry-live messages; None: every recorded sample
+    live_hz: float | None = None  # rate of one-sample ac-telemetry-live messages; None: 10 Hz with batches, else every sample
+    batch_s: float | None = 0.1  # every recorded sample to ac-telemetry-batch, a batch this often; None: no batches
     stats_every_s: float = 5.0
     flush_every_s: float = 1.0
     poll_s: float = 0.001  # sleep between packetId reads
@@ -133,7 +135,7 @@ def close_publisher(publisher: KafkaPublisher, timeout: float, hurry: threading.
     return publisher.close(timeout=0)
 
 _TOPIC_WORDS = {LAP_EVENTS.name: 'lap events', SECTOR_TIMES.name: 'sector times', SESSION_STATS.name: 'session stats',
-                TELEMETRY_LIVE.name: 'live telemetry'}
+                TELEMETRY_LIVE.name: 'live telemetry', TELEMETRY_BATCH.name: 'telemetry batches'}
 
 def kafka_report(stats: PublishStats, bootstrap: str | None = None) -> str:
     "One line: per topic, messages delivered of those published, and why the others were not (dropped, failed, pending)."
@@ -169,7 +171,8 @@ class SessionRecorder:
         self.tracker, self.stats, self.laps, self.samples = LapTracker(), SessionStats(), [], 0
         self._cfg, self._pub, self._key = cfg, publisher, message_key(cfg.car_id, self.session_id)
         self._disk, self._flushing, self._failing = disk, None, False
-        self._stats_at, self._flush_at, self._live_at = now + cfg.stats_every_s, now + cfg.flush_every_s, now
+        self._stats_at, self._flush_at = now + cfg.stats_every_s, now + cfg.flush_every_s
+        self.live = LiveSender(self._send, live_hz=cfg.live_hz, batch_s=cfg.batch_s) if publisher is not None else None
 
     def _send(self, topic: str, value: dict) -> None:
         if self._pub is not None:
@@ -187,15 +190,14 @@ class SessionRecorder:
         self.writer.append(rec)
         self.samples += 1
         self.stats.add(rec)
-        if self._pub is not None and now >= self._live_at:
-            self._live_at = now + 1.0 / self._cfg.live_hz if self._cfg.live_hz else now
-            self._send(TELEMETRY_LIVE.name, live_message(rec))
+        if self.live is not None: self.live.add(rec, now)
         if now >= self._stats_at:
             self._stats_at = now + self._cfg.stats_every_s
             self._send(SESSION_STATS.name, self.stats.message(rec))
 
     def flush_due(self, now: float) -> None:
-        "Once every `flush_every_s`, hand the samples recorded meanwhile to the disk thread."
+        "A batch of live telemetry whose time has come; once every `flush_every_s`, the samples to the disk thread."
+        if self.live is not None: self.live.due(now)
         if now < self._flush_at: return
         self._flush_at = now + self._cfg.flush_every_s
         if self._flushing is None or self._flushing.done():
@@ -216,6 +218,7 @@ class SessionRecorder:
 
     def close(self) -> Path | None:
         "Write the session file; SessionCloseError (the parts kept, how to recover them) if it cannot be written."
+        if self.live is not None: self.live.flush()  # the session's last samples
         self._wait_flush()
         return self.writer.close()
 

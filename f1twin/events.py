@@ -8,12 +8,13 @@ import math, threading, time
 from collections import deque
 from dataclasses import dataclass, field
 import numpy as np
-from .schema import TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, message_key
+from .schema import TELEMETRY_LIVE, TELEMETRY_BATCH, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, message_key
 from .laprules import LapRule
-from .messages import StreamError, ENVELOPE, MessageCounts, encode_message
+from .messages import StreamError, ENVELOPE, MessageCounts, encode_message, batch_columns
 
 # %% auto #0
-__all__ = ['STATS_FIELDS', 'LapTracker', 'SessionStats', 'live_message', 'ReplayStats', 'replay', 'MemoryFeed', 'file_feed']
+__all__ = ['STATS_FIELDS', 'BATCHED_LIVE_HZ', 'LapTracker', 'SessionStats', 'live_message', 'LiveSender', 'ReplayStats', 'replay',
+           'MemoryFeed', 'file_feed']
 
 # %% ../nbs/07_events.ipynb #e0f69dc8
 @dataclass
@@ -82,6 +83,51 @@ def live_message(r: dict) -> dict:
     "The `ac-telemetry-live` fields of a record."
     return {k: r[k] for k in TELEMETRY_LIVE.fields if k in r}
 
+# %% ../nbs/07_events.ipynb #fb242db2
+BATCHED_LIVE_HZ = 10.0  # one-sample messages a second beside the batches, when no rate is given (the design's)
+
+def _next(at: float, t: float, dt: float) -> float:
+    "The next time on a steady grid of `dt` after `at`, or from `t` if that has fallen behind (no burst to catch up)."
+    return max(at + dt, t + 0.75 * dt)
+
+class LiveSender:
+    "The live telemetry of a stream of records: every sample in batches (`batch_s`) and/or one-sample messages."
+    def __init__(self, send, *, live_hz: float | None = None, batch_s: float | None = None, max_samples: int = 1000):
+        if batch_s is not None and not batch_s >= 0: raise StreamError(f'batch_s {batch_s!r}: expected seconds >= 0, or None')
+        if live_hz is not None and not live_hz > 0: raise StreamError(f'live_hz {live_hz!r}: expected a positive rate, or None')
+        self.send, self.batch_s, self.max_samples = send, batch_s or None, max_samples
+        self.live_dt = 1.0 / live_hz if live_hz else (1.0 / BATCHED_LIVE_HZ if self.batch_s else 0.0)
+        self.samples: list = []  # the batch being filled
+        self._due = self._live_at = -math.inf
+        self.sent = {TELEMETRY_LIVE.name: 0, TELEMETRY_BATCH.name: 0}
+
+    def add(self, r: dict, t: float) -> None:
+        "Take record `r` at time `t` (s): into the batch, sent when due, with a one-sample message when that is due."
+        if self.batch_s is not None:
+            self.samples.append(r)
+            if t < self._due and len(self.samples) < self.max_samples: return
+            self._due = _next(self._due, t, self.batch_s)
+        if t >= self._live_at:
+            self._live_at = _next(self._live_at, t, self.live_dt)
+            self._send(TELEMETRY_LIVE.name, live_message(r))
+        self.flush()
+
+    def due(self, t: float) -> None:
+        "Send the batch if its time has come (no sample has come since: a paused game, a quiet replay)."
+        if self.samples and t >= self._due:
+            self._due = _next(self._due, t, self.batch_s)
+            self.flush()
+
+    def flush(self) -> None:
+        "Send the batch now (the end of a session)."
+        if self.samples:
+            batch, self.samples = self.samples, []
+            self._send(TELEMETRY_BATCH.name, {'columns': batch_columns(batch)})
+
+    def _send(self, topic: str, value: dict) -> None:
+        self.send(topic, value)
+        self.sent[topic] += 1
+
 # %% ../nbs/07_events.ipynb #d235530b
 @dataclass
 class ReplayStats:
@@ -92,7 +138,8 @@ class ReplayStats:
     stopped: bool = False
 
 def replay(df, publish, *, speed: float = 1.0, car_id: str | None = None, live_hz: float | None = None,
-           stats_every_s: float = 5.0, stop: threading.Event | None = None, progress: bool = False) -> ReplayStats:
+           stats_every_s: float = 5.0, stop: threading.Event | None = None, progress: bool = False,
+           batch_s: float | None = None) -> ReplayStats:
     "Send a recorded session's messages through `publish(topic, key, value)`, paced `speed` times real time."
     if not speed > 0: raise StreamError(f'speed {speed}: expected a positive factor')
     meta = df.attrs.get('f1twin', {})
@@ -102,7 +149,7 @@ def replay(df, publish, *, speed: float = 1.0, car_id: str | None = None, live_h
     t = df['session_time_s'].to_numpy(np.float64)
     records = df.to_dict('records')
     tracker, stats, out = LapTracker(), SessionStats(), ReplayStats()
-    next_stats, next_live, t_off = stats_every_s, 0.0, 0.0
+    next_stats, t_off = stats_every_s, 0.0
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -113,6 +160,7 @@ def replay(df, publish, *, speed: float = 1.0, car_id: str | None = None, live_h
         publish(topic, message_key(car, sid), {'session_id': sid, 'car_id': car, **value, 'timestamp': time.time()})
         out.messages[topic] = out.messages.get(topic, 0) + 1
 
+    live = LiveSender(send, live_hz=live_hz, batch_s=batch_s)  # (checks its arguments before anything is sent)
     for i, r in enumerate(records):
         due = start + (t[i] - t[0]) / speed
         while True:
@@ -124,22 +172,23 @@ def replay(df, publish, *, speed: float = 1.0, car_id: str | None = None, live_h
         r = {**r, 'session_id': sid, 'car_id': car}
         for kind, ev in tracker.update(r):
             if kind == 'restart':
+                live.flush()  # the old session's last samples, under its id
                 runs += 1
                 sid = f'{base_sid}-{runs}'
                 tracker, stats, t_off = LapTracker(), SessionStats(), t[i]
-                next_stats, next_live = t[i] + stats_every_s, t[i]
+                live = LiveSender(send, live_hz=live_hz, batch_s=batch_s)
+                next_stats = t[i] + stats_every_s
                 tracker.update({**r, 'session_id': sid})
             elif kind == 'lap': out.laps.append(ev); send(LAP_EVENTS.name, ev)
             else: send(SECTOR_TIMES.name, ev)
-        r['session_id'], r['session_time_s'] = sid, t[i] - t_off
+        r['session_id'], r['session_time_s'], r['timestamp'] = sid, t[i] - t_off, time.time()  # sent now
         stats.add(r)
-        if live_hz is None or t[i] >= next_live:
-            next_live = t[i] + (1.0 / live_hz if live_hz else 0.0)
-            send(TELEMETRY_LIVE.name, live_message(r))
+        live.add(r, t[i])
         if t[i] - t[0] >= next_stats:
             next_stats += stats_every_s
             send(SESSION_STATS.name, stats.message(r))
         if bar is not None and i % 100 == 99: bar.update(100)
+    live.flush()
     if bar is not None: bar.update(len(records) % 100 if not out.stopped else 0); bar.close()
     out.seconds = time.perf_counter() - start
     return out
@@ -209,11 +258,11 @@ class MemoryFeed:
     def __exit__(self, *exc): self.close()
 
 def file_feed(df, speed: float = 1.0, car_id: str | None = None, live_hz: float | None = None,
-              maxlen: int = 100_000, wrap=None) -> MemoryFeed:
+              maxlen: int = 100_000, wrap=None, batch_s: float | None = None) -> MemoryFeed:
     "A MemoryFeed filled by a background replay of a recorded session (no broker involved); `wrap(publish)` may add to it."
     feed = MemoryFeed(maxlen)
     publish = feed.publish if wrap is None else wrap(feed.publish)  # e.g. an anomaly monitor publishing alerts too
-    def run(): feed.result = replay(df, publish, speed=speed, car_id=car_id, live_hz=live_hz, stop=feed._stop)
+    def run(): feed.result = replay(df, publish, speed=speed, car_id=car_id, live_hz=live_hz, stop=feed._stop, batch_s=batch_s)
     feed._thread = threading.Thread(target=run, name='f1twin-file-feed', daemon=True)
     feed._thread.start()
     return feed

@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 from kafka import KafkaProducer
-from .schema import TopicSpec, TELEMETRY_LIVE
+from .schema import TopicSpec, TELEMETRY_LIVE, TELEMETRY_BATCH
 from .messages import StreamError, encode_message
 from .kafka_conn import KafkaAuthError, KafkaSettings, CONNECT_TIMEOUT_S, kafka_settings, _reachable, _open, _log
 from .kafka_admin import ensure_topics, _specs
@@ -309,7 +309,7 @@ class _Delivery(threading.Thread):
 class KafkaPublisher:
     "Publish messages to Kafka without ever blocking or raising in the caller; buffers through broker outages."
     def __init__(self, bootstrap, *, buffer_size: int = 100_000, event_buffer_size: int = 10_000,
-                 droppable: Iterable[str] = (TELEMETRY_LIVE.name,), security: dict | None = None,
+                 droppable: Iterable[str] = (TELEMETRY_LIVE.name, TELEMETRY_BATCH.name), security: dict | None = None,
                  client_id: str = 'f1twin-publisher', ensure: Iterable[TopicSpec] = (), replication_factor: int = 1,
                  max_batch: int = 2000, linger_ms: int = 5, delivery_timeout_s: float = 15.0):
         for name, n in (('buffer_size', buffer_size), ('event_buffer_size', event_buffer_size), ('max_batch', max_batch)):

@@ -4,21 +4,22 @@
 
 # %% ../nbs/11_kafka_read.ipynb #1b89d67a
 from __future__ import annotations
-import math, time
+import math, threading, time
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 import numpy as np
 import pandas as pd
 from kafka import KafkaConsumer
-from .schema import TopicSpec, TOPICS, TELEMETRY_LIVE, SECTOR_TIMES, message_key
-from .messages import StreamError, MessageCounts, META_FIELDS
+from .schema import TopicSpec, TOPICS, TELEMETRY_LIVE, TELEMETRY_BATCH, SECTOR_TIMES, message_key
+from .messages import StreamError, MessageCounts, META_FIELDS, batch_arrays
 from .kafka_conn import KafkaSettings, CONNECT_TIMEOUT_S, kafka_settings, _reachable, _open, _log
 
 # %% auto #0
-__all__ = ['RECONNECT_BACKOFF_MAX_MS', 'TopicReader', 'consume', 'session_from_topics']
+__all__ = ['RECONNECT_BACKOFF_MAX_MS', 'WAIT_SLICE_MS', 'TopicReader', 'consume', 'session_from_topics']
 
 # %% ../nbs/11_kafka_read.ipynb #d358f20d
 RECONNECT_BACKOFF_MAX_MS = 500  # the reader retries a lost broker at least this often
+WAIT_SLICE_MS = 10  # without the fetch hook: kafka-python's own wait, in slices this long
 
 def _start_ms(start) -> int | None:
     "Epoch ms for a time `start`, None for 'latest'/'earliest'; StreamError for anything else."
@@ -69,6 +70,28 @@ def _consumer(settings: KafkaSettings, client_id: str, timeout_s: float) -> Kafk
                  bootstrap_timeout_ms=int(min(timeout_s, CONNECT_TIMEOUT_S) * 1000),
                  request_timeout_ms=max(int(timeout_s * 1000), 5000), metrics_enabled=False,
                  reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS)
+
+def _wake_on_fetch(consumer, event) -> bool:
+    "Make `consumer`'s fetcher set `event` whenever it has handled a fetch response; False if this kafka-python cannot."
+    fetcher = getattr(consumer, '_fetcher', None)
+    handle = getattr(fetcher, '_handle_fetch_response', None)
+    if handle is None or not callable(handle): return False
+    def handled(*args, **kw):
+        try: return handle(*args, **kw)
+        finally: event.set()
+    fetcher._handle_fetch_response = handled  # the fetcher looks it up each time it sends a fetch
+    return True
+
+def _fetch(consumer, arrived, hooked: bool, max_records: int, timeout_ms: int) -> dict:
+    "What the consumer has within `timeout_ms`, woken by `arrived` (the fetch hook), never by kafka-python's wait."
+    deadline = time.monotonic() + max(timeout_ms, 0) / 1000
+    while True:
+        if hooked: arrived.clear()  # before asking: a response buffered from now on wakes the wait below
+        left_ms = (deadline - time.monotonic()) * 1000
+        batches = consumer.poll(timeout_ms=0 if hooked else int(max(0, min(left_ms, WAIT_SLICE_MS))), max_records=max_records)
+        left = deadline - time.monotonic()
+        if batches or left <= 0: return batches
+        if hooked: arrived.wait(left)
 
 def _positions(consumer, new: list, start, start_ms: int | None, initial: bool) -> dict:
     "Where each new partition starts: at `start_ms`, at the end ('latest' at creation), else at the beginning."
@@ -122,6 +145,8 @@ class TopicReader:
         self.counts = self._taken.counts  # messages, filtered, malformed, foreign, invalid
         self._received = 0  # records read, whatever their key: what 'idle' is measured against
         self._consumer = _consumer(self.settings, client_id, timeout_s)
+        self._arrived = threading.Event()  # set by the consumer's IO thread when a fetch response is in
+        self.wakes_on_fetch = _wake_on_fetch(self._consumer, self._arrived)
         self._closed, self._said = False, set()
         self._waiting, self._next_check = list(self.topics), 0.0
         try: self._assign(initial=True)
@@ -148,7 +173,7 @@ class TopicReader:
         if not self._consumer.assignment():
             if timeout_ms: time.sleep(timeout_ms / 1000)
             return []
-        try: batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_messages)
+        try: batches = _fetch(self._consumer, self._arrived, self.wakes_on_fetch, max_messages, timeout_ms)
         except Exception as e:
             self._warn_once(e, 'reading from')
             return []
@@ -196,10 +221,26 @@ def consume(bootstrap, topics, *, start='latest', car_id: str | None = None, ses
         yield from r.messages(idle_timeout_s=idle_timeout_s, max_messages=max_messages)
 
 # %% ../nbs/11_kafka_read.ipynb #2ebacfef
-def _session_frame(live: list[dict], sector_msgs: list[dict], source: str, car_id: str | None) -> pd.DataFrame:
-    "The records of one session from its live telemetry messages, with the sector times put back where they ended."
+def _live_frame(live: list[dict], batches: list[dict]) -> pd.DataFrame:
+    "Every sample of the messages: the batches' columns end to end, and the one-sample messages no batch repeats."
+    parts = []
+    if batches:
+        arrays = [batch_arrays(m['columns']) for m in batches]
+        n = np.array([len(a['packet_id']) for a in arrays])
+        names = list(dict.fromkeys(k for a in arrays for k in a))
+        cols = {k: np.concatenate([a[k] if k in a else np.full(len(a['packet_id']), np.nan) for a in arrays]) for k in names}
+        if 'in_pit_lane' in cols: cols['in_pit_lane'] = cols['in_pit_lane'].astype(bool)
+        cols.update({k: np.repeat([m[k] for m in batches], n) for k in ('session_id', 'car_id')})
+        parts.append(pd.DataFrame(cols))
+    if live:
+        single = pd.DataFrame(live)
+        parts.append(single[~single['packet_id'].isin(parts[0]['packet_id'])] if parts else single)
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+def _session_frame(live: pd.DataFrame, sector_msgs: list[dict], source: str, car_id: str | None) -> pd.DataFrame:
+    "The records of one session from its live telemetry samples, with the sector times put back where they ended."
     from f1twin.schema import conform, TELEMETRY_FIELDS
-    df = pd.DataFrame(live).sort_values('packet_id', kind='stable').reset_index(drop=True)
+    df = live.sort_values('packet_id', kind='stable').reset_index(drop=True)
     sectors = {(m['lap_number'], m['sector']): m['sector_time_ms'] for m in sector_msgs}
     lap, sec = df['completed_laps'].to_numpy() + 1, df['sector'].to_numpy()
     changed = np.flatnonzero((lap[1:] != lap[:-1]) | (sec[1:] != sec[:-1])) + 1
@@ -218,18 +259,21 @@ def _session_frame(live: list[dict], sector_msgs: list[dict], source: str, car_i
 
 def session_from_topics(bootstrap, session_id: str | None = None, *, car_id: str | None = None, since=None, until=None,
                         security: dict | None = None, idle_timeout_s: float = 5.0):
-    "A session's records rebuilt from `ac-telemetry-live` and `ac-sector-times`: by session id, and/or a time range."
+    "A session's records rebuilt from its telemetry (batches, one-sample messages) and sector times: by session id and/or time."
     settings = kafka_settings(bootstrap, security)
     if session_id is None and since is None: raise StreamError('session_from_topics: give a session_id, or a time range (since=...)')
     until_ms = _start_ms(until) if until is not None else None
-    with TopicReader(settings, [TELEMETRY_LIVE.name, SECTOR_TIMES.name], start=since if since is not None else 'earliest',
-                     car_id=car_id, session_id=session_id) as reader:
+    topics = [TELEMETRY_BATCH.name, TELEMETRY_LIVE.name, SECTOR_TIMES.name]
+    with TopicReader(settings, topics, start=since if since is not None else 'earliest', car_id=car_id,
+                     session_id=session_id) as reader:
         msgs = [m for m in reader.messages(idle_timeout_s=idle_timeout_s) if until_ms is None or m['_timestamp_ms'] <= until_ms]
-    live = [m for m in msgs if m['_topic'] == TELEMETRY_LIVE.name]
+    of = lambda topic: [m for m in msgs if m['_topic'] == topic]
+    live, batches = of(TELEMETRY_LIVE.name), of(TELEMETRY_BATCH.name)
     what = f'session {session_id!r}' if session_id else f'car {car_id or "(any)"} from {since}' + (f' to {until}' if until is not None else '')
-    if not live: raise StreamError(f'no telemetry of {what} on {settings} (topic {TELEMETRY_LIVE.name})')
+    if not live and not batches:
+        raise StreamError(f'no telemetry of {what} on {settings} (topics {TELEMETRY_BATCH.name}, {TELEMETRY_LIVE.name})')
     if session_id is None:  # a time range: the session most of it belongs to
-        session_id = pd.Series([m['session_id'] for m in live]).mode().iloc[0]
-        live = [m for m in live if m['session_id'] == session_id]
-    sector_msgs = [m for m in msgs if m['_topic'] == SECTOR_TIMES.name and m.get('session_id') == session_id]
-    return _session_frame(live, sector_msgs, f'kafka:{settings.bootstrap}', car_id)
+        session_id = pd.Series([m['session_id'] for m in batches or live]).mode().iloc[0]
+        live, batches = ([m for m in ms if m['session_id'] == session_id] for ms in (live, batches))
+    sector_msgs = [m for m in of(SECTOR_TIMES.name) if m.get('session_id') == session_id]
+    return _session_frame(_live_frame(live, batches), sector_msgs, f'kafka:{settings.bootstrap}', car_id)

@@ -11,9 +11,10 @@ from .schema import F1twinError, TopicSpec, TOPICS, TELEMETRY_FIELDS
 
 # %% auto #0
 __all__ = ['MESSAGE_VERSION', 'ENVELOPE', 'META_FIELDS', 'ARRAY_DTYPES', 'EVENT_FIELDS', 'MAX_BATCH', 'SEVERITIES',
-           'AGENT_FIELDS', 'MESSAGE_FIELDS', 'SKIP_REASONS', 'StreamError', 'encode_message', 'MessageField',
-           'encode_array', 'decode_array', 'encode_blob', 'decode_blob', 'topic_fields', 'check_message',
-           'read_message', 'decode_message', 'MessageCounts']
+           'AGENT_FIELDS', 'BATCH_FIELDS', 'MESSAGE_FIELDS', 'SKIP_REASONS', 'MAX_SAMPLES', 'BATCH_COLUMNS',
+           'LIVE_COLUMNS', 'StreamError', 'encode_message', 'MessageField', 'encode_array', 'decode_array',
+           'encode_blob', 'decode_blob', 'topic_fields', 'check_message', 'read_message', 'decode_message',
+           'MessageCounts', 'batch_columns', 'batch_arrays', 'batch_samples']
 
 # %% ../nbs/06_messages.ipynb #236a8f83
 _log = logging.getLogger('f1twin.messages')
@@ -79,7 +80,7 @@ def encode_message(value: dict) -> bytes:
     return _V_PREFIX + b'}' if body == b'{}' else _V_PREFIX + b',' + body[1:]
 
 # %% ../nbs/06_messages.ipynb #ba612a87
-_KINDS = ('int', 'float', 'bool', 'str', 'ints', 'floats', 'strs', 'array', 'blob')
+_KINDS = ('int', 'float', 'bool', 'str', 'ints', 'floats', 'strs', 'array', 'blob', 'columns')
 _MAX_LIST = 1000  # longest list field (sector times, the workers of a run)
 _MAX_ARRAY = 4_000_000  # most items of an encoded array
 _MAX_BLOB = 1_000_000  # longest blob, in base64 characters (a message must fit Kafka's 1 MB)
@@ -110,6 +111,7 @@ class MessageField:
         t, k = type(v), self.kind
         if k in ('ints', 'floats', 'strs'): return self._list_problem(v)
         if k == 'array': return _array_problem(v, self)
+        if k == 'columns': return _columns_problem(v)
         if k == 'blob': return _blob_problem(v)
         ok = {'int': t is int, 'float': t is float or t is int, 'bool': t is bool, 'str': t is str}[k]
         if not ok: return f'{_kind_of(v)}, expected {"a whole number" if k == "int" else "a " + k}'
@@ -165,8 +167,11 @@ def _array_problem(v, f: MessageField) -> str | None:
     dt = np.dtype(ARRAY_DTYPES[f.dtype]).newbyteorder('<')
     if len(raw) != size * dt.itemsize: return f'{len(raw)} bytes of data, expected {size * dt.itemsize} for shape {shape}'
     a = np.frombuffer(raw, dt).reshape(shape)
-    if a.dtype.kind == 'f' and not np.isfinite(a).all(): return 'has a value that is not finite'
-    if size and (a.min() < f.lo or a.max() > f.hi): return f'has a value out of range {f._range()}'
+    vals = a
+    if a.dtype.kind == 'f' and not np.isfinite(a).all():  # NaN is an unknown value, where the field may be unknown
+        if not f.optional or np.isinf(a).any(): return 'has a value that is not finite'
+        vals = a[~np.isnan(a)]
+    if vals.size and (vals.min() < f.lo or vals.max() > f.hi): return f'has a value out of range {f._range()}'
     if len(_CHECKED) > 64: _CHECKED.clear()
     _CHECKED[id(data)] = (data, a)
     return None
@@ -280,6 +285,10 @@ AGENT_FIELDS: tuple[MessageField, ...] = (  # issue 11: the agent topics
     MessageField('detail', 'str', '', 'what was seen, in words'),
 )
 
+BATCH_FIELDS: tuple[MessageField, ...] = (  # issue 11: every sample, in batches
+    MessageField('columns', 'columns', '', 'the samples of a batch: one array per field of the live message, all as long'),
+)
+
 def _declare(*groups) -> dict[str, MessageField]:
     out = {}
     for f in (f for g in groups for f in g):
@@ -287,7 +296,8 @@ def _declare(*groups) -> dict[str, MessageField]:
         out[f.name] = f
     return out
 
-MESSAGE_FIELDS: dict[str, MessageField] = _declare(map(_record_field, TELEMETRY_FIELDS), EVENT_FIELDS, AGENT_FIELDS)
+MESSAGE_FIELDS: dict[str, MessageField] = _declare(map(_record_field, TELEMETRY_FIELDS), EVENT_FIELDS, AGENT_FIELDS,
+                                                  BATCH_FIELDS)
 
 def topic_fields(topic: TopicSpec) -> tuple[MessageField, ...]:
     "The declared fields of `topic`'s messages, in its spec's order; StreamError naming any undeclared one."
@@ -402,3 +412,75 @@ class MessageCounts:
     def skipped(self) -> int:
         "Messages skipped because they were malformed, foreign or invalid."
         return sum(self.counts.get(r, 0) for r in SKIP_REASONS)
+
+# %% ../nbs/06_messages.ipynb #1555602a
+MAX_SAMPLES = 20_000  # most samples in one batch (a minute at 333 Hz; a message must fit Kafka's 1 MB)
+_COLUMN_DTYPE = {'float32': 'f4', 'float64': 'f8', 'int8': 'i4', 'int32': 'i4', 'int64': 'i8', 'bool': 'u1'}
+
+def _column_field(f) -> MessageField:
+    "The rule of a record field's column in a batch: its message rule, as an array of the dtype its kind needs."
+    m = MESSAGE_FIELDS[f.name]
+    lo, hi = (0, 1) if f.dtype == 'bool' else (m.lo, m.hi)
+    return MessageField(f.name, 'array', m.unit, m.doc, lo, hi, m.optional, dtype=_COLUMN_DTYPE[f.dtype])
+
+BATCH_COLUMNS: dict[str, MessageField] = {f.name: _column_field(f) for f in TELEMETRY_FIELDS if f.dtype in _COLUMN_DTYPE}
+LIVE_COLUMNS: tuple[str, ...] = tuple(n for n in TOPICS['ac-telemetry-live'].fields if n not in ('session_id', 'car_id'))
+_REQUIRED_COLUMNS = tuple(n for n in LIVE_COLUMNS if not BATCH_COLUMNS[n].optional)
+_COLUMNS: dict[int, tuple] = {}  # id(columns) -> (columns, arrays): batches just checked
+
+def _columns_problem(v) -> str | None:
+    "What is wrong with `v` as the `columns` of a batch, or None (then its arrays are kept for `batch_arrays`)."
+    if type(v) is not dict: return f'{_kind_of(v)}, expected an object of arrays {{field: array}}'
+    hit = _COLUMNS.get(id(v))
+    if hit is not None and hit[0] is v: return None
+    missing = [n for n in _REQUIRED_COLUMNS if v.get(n) is None]
+    if missing: return f"no column {', '.join(missing)}"
+    arrays, n = {}, None
+    for name, col in v.items():
+        f = BATCH_COLUMNS.get(name)
+        if f is None: continue  # a column f1twin does not know: not read
+        if col is None and f.optional: continue
+        why = _array_problem(col, f)
+        if why is not None: return f'column {name}: {why}'
+        a = _CHECKED[id(col['data'])][1]
+        if n is None: n = len(a)
+        elif len(a) != n: return f'column {name} has {len(a)} samples, the others {n}'
+        arrays[name] = a
+    if not n: return 'no samples'
+    if n > MAX_SAMPLES: return f'{n} samples, expected at most {MAX_SAMPLES}'
+    if len(_COLUMNS) > 64: _COLUMNS.clear()
+    _COLUMNS[id(v)] = (v, arrays)
+    return None
+
+# %% ../nbs/06_messages.ipynb #c73ce46e
+def batch_columns(samples, fields: tuple[str, ...] = LIVE_COLUMNS) -> dict:
+    "The `columns` of a batch of `samples` (dicts with the record's fields; NaN or None for an unknown float)."
+    if not samples: raise StreamError('a batch needs at least one sample')
+    out = {}
+    for name in fields:
+        f = BATCH_COLUMNS.get(name)
+        if f is None: raise StreamError(f'{name} is not a numeric field of the telemetry record: it cannot be a column')
+        vals = [s.get(name) for s in samples]
+        try: a = np.array(vals, dtype=np.float64 if f.dtype[0] == 'f' else np.int64)
+        except (TypeError, ValueError, OverflowError):
+            raise StreamError(f'column {name}: {_show(next((x for x in vals if not isinstance(x, (int, float, np.number))), vals[0]))} '
+                              f'is not a number{"" if f.optional else " (the field is required)"}') from None
+        out[name] = encode_array(a, f.dtype)
+    return out
+
+def batch_arrays(columns: dict) -> dict[str, np.ndarray]:
+    "The checked (read-only) arrays of a batch's `columns`, by field; StreamError if it is not a valid one."
+    why = _columns_problem(columns)
+    if why is not None: raise StreamError(f'not a batch of samples: {why}')
+    return _COLUMNS[id(columns)][1]
+
+def batch_samples(msg: dict) -> list[dict]:
+    "The samples of batch message `msg`, each as a one-sample message (its envelope, NaN as None); StreamError if invalid."
+    arrays = batch_arrays(msg.get('columns') if type(msg) is dict else None)
+    names, cols = list(arrays), []
+    for a in arrays.values():
+        if a.dtype == np.uint8: cols.append(a.astype(bool).tolist())
+        elif a.dtype.kind == 'f' and np.isnan(a).any(): cols.append([None if x != x else x for x in a.tolist()])
+        else: cols.append(a.tolist())
+    env = {k: msg[k] for k in ('session_id', 'car_id') if k in msg}
+    return [{**env, **dict(zip(names, row))} for row in zip(*cols)]

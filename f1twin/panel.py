@@ -7,7 +7,8 @@ from __future__ import annotations
 import bisect, logging, math, threading, time
 from collections import OrderedDict, deque
 from fastcore.basics import patch
-from .schema import F1twinError, TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, ANOMALY_DETECTION
+from .schema import F1twinError, TELEMETRY_LIVE, TELEMETRY_BATCH, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, ANOMALY_DETECTION
+from .messages import StreamError, batch_samples
 from .laprules import LapRule, LapStep, format_lap_time
 from .checks import EventCheck, TOPIC_NAMES, check_fields, key_mismatch
 
@@ -265,6 +266,8 @@ class PanelModel:
             self._auto = self._chosen = None  # the car followed; the car chosen with `select`
             self._said: set = set()
             self.version = 0
+            self._batched: dict[str, int | None] = {}  # keys heard in batches -> newest packet id taken (see _take_batch)
+            self.duplicates = 0  # samples already taken (a one-sample message beside the batches, a batch again)
 
     def __repr__(self):
         return f'PanelModel({len(self.cars)} car(s), {self.messages} messages, selected {self.selected!r})'
@@ -313,8 +316,8 @@ def car(self: PanelModel, key: str | None = None) -> CarState | None:
 
 # %% ../nbs/21_panel.ipynb #7acea7a7
 _LIVE, _LAPS, _SECTORS, _STATS = TELEMETRY_LIVE.name, LAP_EVENTS.name, SECTOR_TIMES.name, SESSION_STATS.name
-_ALERTS = ANOMALY_DETECTION.name
-PANEL_TOPICS = (_LIVE, _LAPS, _SECTORS, _STATS, _ALERTS)  # what the panel reads (not the agents' experience batches)
+_ALERTS, _BATCH = ANOMALY_DETECTION.name, TELEMETRY_BATCH.name
+PANEL_TOPICS = (_LIVE, _BATCH, _LAPS, _SECTORS, _STATS, _ALERTS)  # what the panel reads (not the agents' experience batches)
 _STATS_FIELDS = tuple(f for f in SESSION_STATS.fields if f not in ('session_id', 'car_id', 'timestamp'))
 
 def _key_of(m: dict) -> str | None:
@@ -335,13 +338,17 @@ def _take(self: PanelModel, m) -> str | None:
     "Check message `m` and give it to its car; its topic, or None when not used (counted when invalid)."
     if type(m) is not dict: return self._invalid('not a message')
     topic, key = m.get('_topic'), _key_of(m)
-    if type(topic) is not str or topic not in TOPIC_NAMES: return self._invalid('_topic')
+    if type(topic) is not str or (topic not in TOPIC_NAMES and topic != _BATCH): return self._invalid('_topic')
     if key is None: return self._invalid('_key')
     if self.car_id is not None and key.partition('/')[0] != self.car_id: return None  # another car: not ours
+    if topic == _BATCH: return self._take_batch(m, key)
     m, bad = check_fields(m, topic)
     if bad is not None: return self._invalid(bad)
     if topic == _LIVE:
         if key_mismatch(m, key): return self._invalid('car_id/session_id')
+        if key in self._batched:  # this car's samples come in batches: this one is there too
+            self.duplicates += 1
+            return None
         self._car(key).telemetry(m)
     elif topic == _ALERTS: self._car(key).alert(m)
     elif topic == _STATS:
@@ -350,6 +357,27 @@ def _take(self: PanelModel, m) -> str | None:
         c.version += 1
     else: self._car(key).event(m, sector=topic == _SECTORS)
     return topic
+
+# %% ../nbs/21_panel.ipynb #86b25f38
+@patch
+def _take_batch(self: PanelModel, m: dict, key: str) -> str | None:
+    "Check a batch of samples as a whole, then give its samples to the car one by one (those it has not had yet)."
+    try: samples = batch_samples(m)
+    except StreamError: return self._invalid('columns')
+    if key_mismatch(m, key): return self._invalid('car_id/session_id')
+    c = self._car(key)
+    last = self._batched.get(key, (c.latest or {}).get('packet_id'))  # before the first batch: the last one-sample message
+    for s in samples:
+        pid = s['packet_id']
+        if last is not None and pid <= last:
+            self.duplicates += 1
+            continue
+        c.telemetry(s)
+        last = pid
+    self._batched[key] = last
+    if len(self._batched) > 2 * self.max_cars:  # keys of cars no longer kept
+        for k in [k for k in self._batched if k not in self.cars]: del self._batched[k]
+    return _BATCH
 
 # %% ../nbs/21_panel.ipynb #b9d68d69
 @patch

@@ -9,10 +9,10 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['TELEMETRY_FIELDS', 'COLUMNS', 'DTYPES', 'SCHEMA_VERSION', 'HOUR_MS', 'TELEMETRY_LIVE', 'LAP_EVENTS', 'SECTOR_TIMES',
-           'SESSION_STATS', 'TELEMETRY_TOPICS', 'AGENT_RETENTION_MS', 'RL_EXPERIENCES', 'MODEL_UPDATES',
-           'TRAINING_METRICS', 'AI_DECISIONS', 'PERFORMANCE_METRICS', 'ANOMALY_DETECTION', 'AGENT_TOPICS', 'TOPICS',
-           'Field', 'fields_table', 'F1twinError', 'SchemaError', 'empty_record', 'conform', 'SessionMeta', 'TopicSpec',
-           'message_key']
+           'SESSION_STATS', 'TELEMETRY_TOPICS', 'TELEMETRY_BATCH', 'AGENT_RETENTION_MS', 'RL_EXPERIENCES',
+           'MODEL_UPDATES', 'TRAINING_METRICS', 'AI_DECISIONS', 'PERFORMANCE_METRICS', 'ANOMALY_DETECTION',
+           'AGENT_TOPICS', 'TOPICS', 'Field', 'fields_table', 'F1twinError', 'SchemaError', 'empty_record', 'conform',
+           'SessionMeta', 'TopicSpec', 'message_key']
 
 # %% ../nbs/00_schema.ipynb #72a797df
 @dataclass(frozen=True)
@@ -175,6 +175,9 @@ SESSION_STATS = TopicSpec('ac-session-stats', 6 * HOUR_MS, 'every 5 s',
     ('session_id', 'car_id', 'timestamp', 'avg_speed', 'max_speed', 'total_distance', 'current_lap', 'session_time'),
     doc='aggregated statistics of the session so far')
 TELEMETRY_TOPICS: dict[str, TopicSpec] = {t.name: t for t in (TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS)}
+TELEMETRY_BATCH = TopicSpec('ac-telemetry-batch', 1 * HOUR_MS, 'every sample, in a batch every 0.1 s',
+    ('session_id', 'car_id', 'timestamp', 'columns'),
+    doc='every sample of ac-telemetry-live, many per message, one array per field (columnar)')
 
 def message_key(car_id: str, session_id: str) -> bytes:
     "The Kafka key of every f1twin message: `car_id/session_id`, UTF-8."
@@ -210,4 +213,4 @@ ANOMALY_DETECTION = TopicSpec('anomaly-detection', 24 * HOUR_MS, 'when something
     doc='unusual behaviour of the car, the data or the model: time, lap, kind, severity, detail')
 AGENT_TOPICS: dict[str, TopicSpec] = {t.name: t for t in (RL_EXPERIENCES, MODEL_UPDATES, TRAINING_METRICS, AI_DECISIONS,
                                                           PERFORMANCE_METRICS, ANOMALY_DETECTION)}
-TOPICS: dict[str, TopicSpec] = {**TELEMETRY_TOPICS, **AGENT_TOPICS}  # all ten
+TOPICS: dict[str, TopicSpec] = {**TELEMETRY_TOPICS, TELEMETRY_BATCH.name: TELEMETRY_BATCH, **AGENT_TOPICS}  # all eleven
