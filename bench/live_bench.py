@@ -5,11 +5,16 @@ consumer with a 100 ms timeout, rebuild a whole plotly `go.Figure` of the last 1
 trail plus car marker -- then sleep 0.1 s; the loop of the design's "Streamlit Consumer Dashboard"):
 
 1. latency: a publisher process (f1twin's KafkaPublisher driven by `events.replay` at 1x, every message stamped
-   with `timestamp = time.time()` just before `publish`) sends a 333 Hz session at 10 Hz and at 333 Hz, once with
-   the publisher's default linger_ms (5) and once with 0; this process reads it with a TopicReader on the four
-   f1twin topics filtered by a fresh car id (`poll(5000, timeout_ms=50)`, as LivePanel's feed thread) and feeds
-   `PanelModel.ingest`; latency = the time `ingest` returned minus the stamp. The baseline's latency is the time
-   the figure that includes the message was built.
+   with `timestamp = time.time()` just before `publish`) sends a 333 Hz session as one-sample messages at 10 Hz
+   and at 333 Hz (with the publisher's linger_ms, default 5), and as the collector sends it by default (every
+   sample in a batch every 0.1 s on ac-telemetry-batch, the batch's newest sample on ac-telemetry-live); this
+   process reads it with a TopicReader on the panel's topics filtered by a fresh car id (`poll(5000,
+   timeout_ms=50)`, as LivePanel's feed thread) and feeds `PanelModel.ingest`; latency = the time `ingest`
+   returned minus the stamp. Each one-sample run is done twice, with the TopicReader as it is and as it was
+   (kafka-python's own wait in `consumer.poll(timeout_ms=50)`, which loses the wake-up of a fetch response that
+   lands while it sends the next fetch: the ~50 ms tail at 10 Hz). For batches, the publish stamp is the
+   batch's, and "sample age" is from the time the replay passed each sample (what the batching adds). The
+   baseline's latency is the time the figure that includes the message was built.
 2. redraw: a LivePanel whose model holds three laps at 333 Hz; 33 new samples (0.1 s at 333 Hz) are ingested
    before each `redraw()`; median/p95 of `LivePanel.frame_ms`. No browser: the widgets' state is serialised into
    comm messages that a no-op comm (ipywidgets' DummyComm, as outside a kernel) drops; a second, shorter pass also
@@ -22,7 +27,7 @@ trail plus car marker -- then sleep 0.1 s; the loop of the design's "Streamlit C
    after 1, 5, 10, 30, 45 and 60 minutes of session. `--real-time` also runs the actual 10x replay through
    `file_feed` (6 minutes per session hour).
 
-    python bench/live_bench.py [--kafka HOST:PORT] [--latency-s 15] [--rates 10 333] [--linger-ms 5 0]
+    python bench/live_bench.py [--kafka HOST:PORT] [--latency-s 15] [--rates 10 333] [--linger-ms 5]
                                [--frames 300] [--messages 200000] [--memory-minutes 60] [--real-time]
                                [--skip latency redraw throughput memory]
 
@@ -43,9 +48,11 @@ from laps_bench import long_session  # noqa: E402
 from f1twin import events, kafka_admin, kafka_publish, kafka_read, messages  # noqa: E402
 from f1twin.live import LivePanel  # noqa: E402
 from f1twin.panel import PanelModel  # noqa: E402
-from f1twin.schema import TELEMETRY_LIVE, TOPICS, TopicSpec, message_key  # noqa: E402
+from f1twin.schema import TELEMETRY_LIVE, TELEMETRY_BATCH, TOPICS, TopicSpec, message_key  # noqa: E402
+from f1twin.panel import PANEL_TOPICS  # noqa: E402
+from f1twin.messages import batch_arrays  # noqa: E402
 
-LIVE = TELEMETRY_LIVE.name
+LIVE, BATCH = TELEMETRY_LIVE.name, TELEMETRY_BATCH.name
 HZ = 333
 SAMPLES_PER_FRAME = 33  # 0.1 s at 333 Hz: what arrives between two frames at the panel's 10 fps
 
@@ -116,16 +123,19 @@ def publisher_main(cfg: dict):
     def publish(topic, key, value):
         value['timestamp'] = time.time()  # the publish time, read back by the consumer
         return pub.publish(topic, key, value)
-    r = events.replay(df, publish, speed=1.0, car_id=cfg['car'], live_hz=None if cfg['hz'] >= HZ else cfg['hz'])
+    batch_s = cfg.get('batch_s')
+    r = events.replay(df, publish, speed=1.0, car_id=cfg['car'], batch_s=batch_s,
+                      live_hz=None if cfg['hz'] >= HZ or batch_s else cfg['hz'])
     pub.flush(10)
     st = pub.close(5)
-    print(json.dumps({'sent': r.messages, 'live': r.messages.get(LIVE, 0), 'delivered': st.total('delivered') - len(TOPICS),
+    print(json.dumps({'sent': r.messages, 'live': r.messages.get(BATCH if batch_s else LIVE, 0),
+                      'delivered': st.total('delivered') - len(TOPICS),
                       'dropped': st.total('dropped'), 'failed': st.total('failed'), 'pending': st.total('pending'),
                       'seconds': r.seconds}), flush=True)
 
 
-def start_publisher(bootstrap, car, hz, seconds, linger_ms):
-    cfg = dict(bootstrap=bootstrap, car=car, hz=hz, seconds=seconds, linger_ms=linger_ms)
+def start_publisher(bootstrap, car, hz, seconds, linger_ms, batch_s=None):
+    cfg = dict(bootstrap=bootstrap, car=car, hz=hz, seconds=seconds, linger_ms=linger_ms, batch_s=batch_s)
     p = subprocess.Popen([sys.executable, __file__, '--publisher', json.dumps(cfg)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, text=True)
     line = p.stdout.readline().strip()
@@ -141,12 +151,21 @@ def finish_publisher(p) -> dict:
     return json.loads(out[-1]) if out else {}
 
 
-def latency_f1twin(bootstrap, hz, seconds, linger_ms):
+def old_wait(reader):
+    "Make `reader` wait as TopicReader did before: kafka-python's own wait, `consumer.poll(timeout_ms=50)`."
+    reader.wakes_on_fetch = False
+    kafka_read.WAIT_SLICE_MS = 10**9  # one slice: the whole timeout
+
+
+def latency_f1twin(bootstrap, hz, seconds, linger_ms, batch_s=None, old=False):
+    "(latency of the messages carrying samples, ms; sample age for batches, ms; the publisher's stats)."
     car = f'bench-{uuid.uuid4().hex[:8]}'
-    pub = start_publisher(bootstrap, car, hz, seconds, linger_ms)
-    reader = kafka_read.TopicReader(bootstrap, list(TOPICS), start='latest', car_id=car, client_id='f1twin-bench-live')
+    pub = start_publisher(bootstrap, car, hz, seconds, linger_ms, batch_s)
+    slice_ms = kafka_read.WAIT_SLICE_MS
+    reader = kafka_read.TopicReader(bootstrap, list(PANEL_TOPICS), start='latest', car_id=car, client_id='f1twin-bench-live')
+    if old: old_wait(reader)
     model = PanelModel(car_id=car)
-    lat = []
+    lat, age, carrier = [], [], BATCH if batch_s else LIVE
     pub.stdin.write('go\n'); pub.stdin.flush()
     last = time.monotonic()
     try:
@@ -156,11 +175,14 @@ def latency_f1twin(bootstrap, hz, seconds, linger_ms):
             model.ingest(batch, counts=reader.counts)
             now = time.time()
             last = time.monotonic()
-            lat.extend((now - m['timestamp']) * 1000 for m in batch if m['_topic'] == LIVE)
+            lat.extend((now - m['timestamp']) * 1000 for m in batch if m['_topic'] == carrier)
+            for m in batch:
+                if m['_topic'] == BATCH: age.extend((now - batch_arrays(m['columns'])['timestamp']) * 1000)
     finally:
         reader.close()
+        kafka_read.WAIT_SLICE_MS = slice_ms
     st = finish_publisher(pub)
-    return np.array(lat), st
+    return np.array(lat), np.array(age), st
 
 
 def latency_baseline(bootstrap, hz, seconds, linger_ms):
@@ -199,19 +221,26 @@ def latency_baseline(bootstrap, hz, seconds, linger_ms):
 
 def run_latency(a, bootstrap):
     print(f'\n1. latency, publish -> panel model (broker {bootstrap}; {a.latency_s:g} s per run; the publisher is another '
-          'process: f1twin\'s KafkaPublisher fed by events.replay at 1x, with its linger_ms as shown (f1twin\'s default, what '
-          'the collector uses, is 5; 0 is this bench\'s choice); target p99 < 10 ms)')
-    print(f"   {'run':<62} {'received':>11} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'> 10 ms':>8}")
-    rows = [('f1twin', hz, lg) for lg in a.linger_ms for hz in a.rates] + [('baseline', hz, 0) for hz in a.baseline_rates]
-    for kind, hz, linger in rows:
-        fn = latency_f1twin if kind == 'f1twin' else latency_baseline
-        lat, st = fn(bootstrap, hz, a.latency_s, linger)
-        label = (f'f1twin {hz:g} Hz, linger {linger}: TopicReader.poll -> PanelModel.ingest' if kind == 'f1twin'
-                 else f'baseline {hz:g} Hz, linger {linger}: poll 100 ms, new figure, sleep 0.1 s')
+          'process: f1twin\'s KafkaPublisher fed by events.replay at 1x, linger_ms as shown (the default, what the collector '
+          'uses, is 5); reader "now": TopicReader waits on its fetch hook; "before": kafka-python\'s own wait; target p99 < 10 ms)')
+    print(f"   {'run':<66} {'received':>11} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'> 10 ms':>8}")
+    rows = [('f1twin', hz, lg, None, old) for lg in a.linger_ms for hz in a.rates for old in (True, False)]
+    rows += [('f1twin', HZ, 5, b, False) for b in a.batch_s] + [('baseline', hz, 0, None, False) for hz in a.baseline_rates]
+    for kind, hz, linger, batch_s, old in rows:
+        if kind == 'f1twin':
+            lat, age, st = latency_f1twin(bootstrap, hz, a.latency_s, linger, batch_s, old)
+            label = (f'f1twin {hz:g} Hz one-sample, linger {linger}, reader {"before" if old else "now"}' if not batch_s else
+                     f'f1twin {hz:g} Hz collector default: batch every {batch_s:g} s, linger {linger}')
+        else:
+            (lat, st), age = latency_baseline(bootstrap, hz, a.latency_s, linger), np.array([])
+            label = f'baseline {hz:g} Hz, linger {linger}: poll 100 ms, new figure, sleep 0.1 s'
         got = f"{len(lat)}/{st.get('live', '?')}"
-        print(f'   {label:<62} {got:>11} {pct(lat, 50):>7.1f} {pct(lat, 99):>7.1f} {lat.max() if len(lat) else float("nan"):>7.1f} '
+        print(f'   {label:<66} {got:>11} {pct(lat, 50):>7.1f} {pct(lat, 99):>7.1f} {lat.max() if len(lat) else float("nan"):>7.1f} '
               f'{(lat > 10).sum():>8}'
               + (f"  (dropped {st['dropped']}, failed {st['failed']})" if st.get('dropped') or st.get('failed') else ''))
+        if len(age):
+            print(f"   {'   its samples, from the replay passing each to ingest (sample age)':<66} {len(age):>11} {pct(age, 50):>7.1f} "
+                  f"{pct(age, 99):>7.1f} {age.max():>7.1f} {(age > 10).sum():>8}")
 
 
 # -- 2. redraw -------------------------------------------------------------------------------------------------------
@@ -473,8 +502,9 @@ if __name__ == '__main__':
     ap.add_argument('--latency-s', type=float, default=15, help='seconds of publishing per latency run')
     ap.add_argument('--rates', type=float, nargs='+', default=[10, 333], help='f1twin latency runs (Hz)')
     ap.add_argument('--baseline-rates', type=float, nargs='*', default=[10, 333], help='baseline latency runs (Hz)')
-    ap.add_argument('--linger-ms', type=int, nargs='+', default=[5, 0], help="the publisher's linger_ms, one f1twin run "
+    ap.add_argument('--linger-ms', type=int, nargs='+', default=[5], help="the publisher's linger_ms, f1twin one-sample runs "
                     "per value and rate (f1twin's default: 5); the baseline runs use 0")
+    ap.add_argument('--batch-s', type=float, nargs='*', default=[0.1], help='f1twin runs with batches (the collector default: 0.1 s)')
     ap.add_argument('--frames', type=int, default=300, help='frames timed in the redraw run (at most 600)')
     ap.add_argument('--messages', type=int, help='messages pre-produced for the throughput run (default 200,000; '
                     '60,000 when kafka-python computes CRC-32C in pure Python, which limits it to about 5,000 msg/s)')

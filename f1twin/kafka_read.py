@@ -72,14 +72,14 @@ def _consumer(settings: KafkaSettings, client_id: str, timeout_s: float) -> Kafk
                  reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS)
 
 def _wake_on_fetch(consumer, event) -> bool:
-    "Make `consumer`'s fetcher set `event` whenever it has handled a fetch response; False if this kafka-python cannot."
+    "Make `consumer`'s fetcher set `event` whenever it is done with a fetch response; False if this kafka-python cannot."
     fetcher = getattr(consumer, '_fetcher', None)
-    handle = getattr(fetcher, '_handle_fetch_response', None)
-    if handle is None or not callable(handle): return False
-    def handled(*args, **kw):
-        try: return handle(*args, **kw)
+    done = getattr(fetcher, '_clear_pending_fetch_request', None)  # the last callback of a fetch, answered or failed
+    if done is None or not callable(done) or not hasattr(fetcher, '_handle_fetch_response'): return False
+    def cleared(*args, **kw):
+        try: return done(*args, **kw)
         finally: event.set()
-    fetcher._handle_fetch_response = handled  # the fetcher looks it up each time it sends a fetch
+    fetcher._clear_pending_fetch_request = cleared  # the fetcher looks it up each time it sends a fetch
     return True
 
 def _fetch(consumer, arrived, hooked: bool, max_records: int, timeout_ms: int) -> dict:
