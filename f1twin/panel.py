@@ -358,15 +358,28 @@ def _take(self: PanelModel, m) -> str | None:
     else: self._car(key).event(m, sector=topic == _SECTORS)
     return topic
 
-# %% ../nbs/21_panel.ipynb #86b25f38
+# %% ../nbs/21_panel.ipynb #ec881469
+def _afresh(c: CarState):
+    "Start car `c` afresh (its samples will come again, in batches); the function that puts back what its events said."
+    laps, sectors, waiting = dict(c.lap_times), {lap: dict(row) for lap, row in c.sectors.items()}, list(c.check.pending)
+    c.reset()
+    def restore():
+        for lap, row in sectors.items():
+            for sector, (ms, best) in row.items(): c.sector_done(lap, sector, ms, best)
+        for lap, ms in laps.items(): c.lap_done(lap, ms)
+        for ev, _, sector in waiting: c.event(ev, sector=sector is not None)  # the events that waited, offered again
+    return restore
+
 @patch
 def _take_batch(self: PanelModel, m: dict, key: str) -> str | None:
     "Check a batch of samples as a whole, then give its samples to the car one by one (those it has not had yet)."
     try: samples = batch_samples(m)
     except StreamError: return self._invalid('columns')
     if key_mismatch(m, key): return self._invalid('car_id/session_id')
-    c = self._car(key)
+    c, restore = self._car(key), None
     last = self._batched.get(key, (c.latest or {}).get('packet_id'))  # before the first batch: the last one-sample message
+    if key not in self._batched and last is not None and samples[0]['packet_id'] <= last:
+        restore, last = _afresh(c), None  # one-sample messages came first (a backlog read topic by topic)
     for s in samples:
         pid = s['packet_id']
         if last is not None and pid <= last:
@@ -375,6 +388,7 @@ def _take_batch(self: PanelModel, m: dict, key: str) -> str | None:
         c.telemetry(s)
         last = pid
     self._batched[key] = last
+    if restore is not None: restore()
     if len(self._batched) > 2 * self.max_cars:  # keys of cars no longer kept
         for k in [k for k in self._batched if k not in self.cars]: del self._batched[k]
     return _BATCH

@@ -5,6 +5,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 
@@ -253,3 +254,98 @@ def test_reader_resumes_within_2s_of_the_broker_answering_again(kafka_instance, 
           f"(reconnect backoff capped at {RECONNECT_BACKOFF_MAX_MS} ms)")
     assert [m["lap_number"] for m in got] == [1, 2]
     assert took < 2.0, f"the reader took {took:.1f} s to resume"
+
+
+# -- the reader's own wait (the 50 ms tail) and batches of samples --------------------------------------------------
+from f1twin.events import replay  # noqa: E402
+from f1twin.io import load_session, sample_session_path  # noqa: E402
+from f1twin.kafka_read import session_from_topics  # noqa: E402
+from f1twin.laps import lap_table  # noqa: E402
+from f1twin.messages import batch_columns, encode_array  # noqa: E402
+from f1twin.panel import PANEL_TOPICS  # noqa: E402
+from f1twin.schema import TELEMETRY_BATCH, TOPICS  # noqa: E402
+from conftest import ROOT  # noqa: E402
+
+GAME = {sample_session_path(): [81817, 81186, 82539, 82165], ROOT / "data" / "telemetry_2025-09-13_16-18-26.csv": [82160, 81790]}
+
+
+def test_kafka_pythons_io_thread_wakes_the_reader(kafka_bootstrap, make_topic):
+    """The reader waits on its own event, set by kafka-python's IO thread when it is done with a fetch response (its
+    own wait could miss a response that landed while it sent the next fetch, and sleep to the timeout). The
+    installed kafka-python must still call that hook: a message published while a fetch is in flight sets the event
+    with nobody polling, and the next poll returns it."""
+    laps = make_topic(LAP_EVENTS)
+    ensure_topics(kafka_bootstrap, [laps])
+    with TopicReader(kafka_bootstrap, laps, start="latest") as r, KafkaPublisher(kafka_bootstrap) as pub:
+        assert r.wakes_on_fetch, "this kafka-python has no Fetcher._clear_pending_fetch_request: the reader cannot wait on it"
+        assert r.poll(10, timeout_ms=0) == []  # positions known, a fetch in flight
+        r._arrived.clear()
+        pub.publish(laps.name, KEY, lap(1))
+        assert pub.flush(10)
+        wait_until(r._arrived.is_set, 10, "the consumer's IO thread set the reader's event")
+        got = []
+        wait_until(lambda: got.extend(r.poll(10, timeout_ms=500)) or got, 10, "the lap event read")
+        assert [m["lap_number"] for m in got] == [1]
+
+
+def test_a_batch_round_trips_through_the_broker_into_the_panel(kafka_bootstrap):
+    """The bundled session (10 Hz) published as the collector publishes it (every sample in batches, here one a second
+    of session: ten samples; the batch's newest sample on the one-sample topic) and read by the panel's reader: the
+    model has every sample, once, and the game's laps."""
+    session = load_session(sample_session_path())
+    car = f"batch-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_bootstrap)
+    reader = TopicReader(kafka_bootstrap, list(PANEL_TOPICS), start="latest", car_id=car)
+    try:
+        with KafkaPublisher(kafka_bootstrap) as pub:
+            sent = replay(session, pub.publish, speed=1e9, car_id=car, batch_s=1.0)
+            assert pub.flush(30) and pub.stats().total("failed") == 0
+        model = PanelModel()
+        wait_until(lambda: model.ingest(reader.poll(5000, timeout_ms=200), counts=reader.counts) is not None
+                   and reader.counts["messages"] >= sum(sent.messages.values()), 30, "every message read")
+    finally:
+        reader.close()
+    c = model.car()
+    assert reader.skipped == 0 and model.invalid == 0 and c.key.startswith(f"{car}/")
+    assert c.samples == len(session) and dict(c.lap_times) == dict(enumerate(GAME[sample_session_path()], 1))
+    assert model.by_topic[TELEMETRY_BATCH.name] == sent.messages[TELEMETRY_BATCH.name] <= len(session) / 9
+
+
+def test_a_malformed_batch_on_the_topic_is_skipped_and_counted(kafka_bootstrap, make_topic):
+    """Batches written straight into the topic: a good one is read, one that is not JSON, one of another version and
+    one whose column breaks its rule are skipped and counted (the invalid one under its field, 'columns')."""
+    topic = make_topic(TELEMETRY_BATCH)
+    ensure_topics(kafka_bootstrap, [topic])
+    recs = [sample(i) for i in range(30)]
+    good = {"session_id": "s1", "car_id": "rig1", "timestamp": 1757703617.0, "columns": batch_columns(recs)}
+    bad_gear = {**good, "columns": {**good["columns"], "gear": encode_array(np.full(30, 1000), "i4")}}
+    raw = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    try:
+        for v in [encode_message(good), encode_message(bad_gear), encode_message(good)[:-40], b'{"columns": {}}']:
+            raw.send(topic.name, key=KEY, value=v)
+        raw.flush(10)
+    finally:
+        raw.close()
+    with TopicReader(kafka_bootstrap, topic, start="earliest") as r:
+        got = list(r.messages(idle_timeout_s=1.5))
+        assert r.counts == {"messages": 1, "filtered": 0, "malformed": 1, "foreign": 1, "invalid": 1}
+        assert r.invalid == {(topic.name, "columns"): 1}
+    model = PanelModel()
+    assert model.ingest([{**m, "_topic": TELEMETRY_BATCH.name} for m in got]) == 1
+    assert model.car("rig1/s1").samples == 30
+
+
+@pytest.mark.parametrize("path", list(GAME))
+def test_a_report_read_back_from_batches_has_the_games_lap_times(kafka_bootstrap, path):
+    """A session published in batches (and one-sample messages) and read back from Kafka: every sample once, in
+    order, and the lap and sector times of the game."""
+    session = load_session(path)
+    car = f"report-{uuid.uuid4().hex[:8]}"
+    with KafkaPublisher(kafka_bootstrap, ensure=TOPICS.values()) as pub:
+        replay(session, pub.publish, speed=1e9, car_id=car, batch_s=1.0)
+        assert pub.flush(30)
+    back = session_from_topics(kafka_bootstrap, session.attrs["f1twin"]["session_id"], car_id=car, idle_timeout_s=2)
+    assert back["packet_id"].tolist() == session["packet_id"].tolist()
+    t = lap_table(back).dropna(subset=["lap_time_ms"])
+    assert t["lap_time_ms"].tolist() == GAME[path]
+    assert t[["s1_ms", "s2_ms", "s3_ms"]].sum(axis=1).tolist() == GAME[path]

@@ -197,3 +197,106 @@ def test_sector_time_messages_of_the_real_session():
     sectors = [m for m in feed.poll(10**6) if m["_topic"] == SECTOR_TIMES.name]
     assert len(sectors) == 12 and feed.skipped == 0
     assert [m["sector_time_ms"] for m in sectors[:3]] == [30503, 25803, 25511]
+
+
+# -- batches of samples (ac-telemetry-batch) ------------------------------------------------------------------------
+from f1twin.events import LiveSender  # noqa: E402
+from f1twin.fakeac import resample_session  # noqa: E402
+from f1twin.messages import BATCH_COLUMNS, LIVE_COLUMNS, batch_arrays, batch_columns, batch_samples, encode_array  # noqa: E402
+from f1twin.schema import TELEMETRY_BATCH  # noqa: E402
+
+
+def batch_message(records, car="rig1", session="s1"):
+    return decode_message(encode_message({"session_id": session, "car_id": car, "timestamp": 1757703617.0,
+                                          "columns": batch_columns(records)}), TELEMETRY_BATCH)
+
+
+def test_a_batch_carries_every_sample_bit_for_bit():
+    """Both real sessions in batches of 333: every sample comes back, float32 fields bit for bit, NaN as None."""
+    for path in SESSIONS:
+        df = load_session(path)
+        recs = df.to_dict("records")
+        back = []
+        for i in range(0, len(recs), 333):
+            m = batch_message(recs[i:i + 333])
+            assert m is not None and check_message(m, TELEMETRY_BATCH) is None
+            back += batch_samples(m)
+        assert len(back) == len(df)
+        for name in LIVE_COLUMNS:
+            got = np.array([np.nan if s[name] is None else s[name] for s in back], dtype=df[name].dtype)
+            want = df[name].to_numpy()
+            assert got.tobytes() == want.tobytes() or (np.isnan(want).all() and np.isnan(got).all()), (path, name)
+
+
+def test_a_malformed_batch_is_invalid_never_an_exception():
+    """Every way a batch can be wrong makes it invalid on its topic ('columns'), and batch_samples says so."""
+    recs = load_session(sample_session_path()).iloc[:20].to_dict("records")
+    good = batch_message(recs)
+    cols = good["columns"]
+    bad = [
+        {k: v for k, v in cols.items() if k != "completed_laps"},  # a required column missing
+        {**cols, "speed_kmh": encode_array(np.ones(19), "f4")},  # shorter than the others
+        {**cols, "gear": encode_array(np.full(20, 200), "i4")},  # out of an int8's range
+        {**cols, "packet_id": encode_array(np.full(20, -1), "i8")},  # a packet id is never negative
+        {**cols, "rpm": encode_array(np.full(20, 11000.0), "f4")},  # the wrong dtype
+        {**cols, "current_lap_time_ms": encode_array(np.full(20, np.nan), "f8")},
+        {**cols, "speed_kmh": encode_array(np.full(20, np.inf), "f4")},  # unknown is NaN, never infinite
+        {**cols, "in_pit_lane": encode_array(np.full(20, 2), "u1")},  # a flag is 0 or 1
+        {**cols, "throttle": {**cols["throttle"], "data": "!!!!"}},
+        {k: encode_array(np.zeros(0), BATCH_COLUMNS[k].dtype) for k in cols},  # no sample
+        [cols], "columns", None,
+    ]
+    for b in bad:
+        m = {**good, "columns": b}
+        problem = check_message(m, TELEMETRY_BATCH)
+        assert problem is not None and problem[0] == "columns", (problem, str(b)[:80])
+        assert read_message(encode_message(m), TELEMETRY_BATCH)[1] == "invalid"
+        with pytest.raises(StreamError):
+            batch_samples(m)
+    assert check_message({**good, "columns": {**cols, "from_a_newer_f1twin": [1]}}, TELEMETRY_BATCH) is None
+    with pytest.raises(StreamError, match="rpm"):
+        batch_columns([{**recs[0], "rpm": None}])
+
+
+def test_live_sender_every_sample_once_in_order_at_steady_rates():
+    """At 333 Hz with the collector's default (a batch every 0.1 s): every sample once, in order, ~10 batches and ~10
+    one-sample messages a second, each one-sample message the newest sample of a batch sent with it."""
+    fast = resample_session(load_session(sample_session_path()).iloc[:600], 333)
+    sent = []
+    s = LiveSender(lambda topic, value: sent.append((topic, value)), batch_s=0.1)
+    for rec in fast.to_dict("records"):
+        s.add(rec, rec["session_time_s"])
+    s.flush()
+    batches = [v for t, v in sent if t == TELEMETRY_BATCH.name]
+    ids = np.concatenate([batch_arrays(b["columns"])["packet_id"] for b in batches])
+    assert ids.tolist() == fast["packet_id"].tolist()
+    span = fast["session_time_s"].iloc[-1] - fast["session_time_s"].iloc[0]
+    assert abs(len(batches) - 10 * span) <= 2 and abs(s.sent[TELEMETRY_LIVE.name] - 10 * span) <= 2
+    for i, (topic, value) in enumerate(sent[:-1]):
+        if topic == TELEMETRY_LIVE.name:
+            nxt = sent[i + 1]
+            assert nxt[0] == TELEMETRY_BATCH.name and batch_arrays(nxt[1]["columns"])["packet_id"][-1] == value["packet_id"]
+    quiet = LiveSender(lambda topic, value: sent.append((topic, value)), batch_s=0.1)
+    quiet.add(fast.iloc[0].to_dict(), 0.0)  # the first sample goes at once
+    quiet.add(fast.iloc[1].to_dict(), 0.01)
+    n = len(sent)
+    quiet.due(0.05)
+    assert len(sent) == n, "not yet due"
+    quiet.due(0.2)
+    assert sent[-1][0] == TELEMETRY_BATCH.name and len(batch_samples({"columns": sent[-1][1]["columns"]})) == 1
+    with pytest.raises(StreamError):
+        LiveSender(print, batch_s=-1)
+
+
+def test_replay_in_batches_passes_every_check_and_loses_nothing():
+    """Both real sessions replayed in batches into a MemoryFeed: nothing skipped, every sample there, the same events."""
+    for path in SESSIONS:
+        df = load_session(path)
+        feed = MemoryFeed(maxlen=10**6)
+        r = replay(df, feed.publish, speed=1e9, batch_s=0.5)
+        got = feed.poll(10**6)
+        assert feed.skipped == 0 and len(got) == sum(r.messages.values())
+        samples = [s for m in got if m["_topic"] == TELEMETRY_BATCH.name for s in batch_samples(m)]
+        assert [s["packet_id"] for s in samples] == df["packet_id"].tolist()
+        plain = replay(df, MemoryFeed(maxlen=10**6).publish, speed=1e9)
+        assert r.laps == plain.laps and r.messages["ac-lap-events"] == plain.messages["ac-lap-events"]

@@ -8,6 +8,7 @@ import random
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -414,3 +415,57 @@ def test_alerts_arrive_checked_and_show_escaped(messages):
     page = alerts_html(snap)
     assert page.count('class="f1twin-alert"') == 5 and '<script>' not in page and '&lt;script&gt;' in page
     assert page.index('1:19') < page.index('1:18'), 'newest first'
+
+
+# -- batches of samples ----------------------------------------------------------------------------------------------
+def test_batches_give_the_model_what_one_sample_messages_give(session):
+    """The session replayed as the collector sends it (every sample in batches, a one-sample message with each):
+    the model has every sample once, the same laps, sectors and lap trace as from a message per sample."""
+    from f1twin.schema import TELEMETRY_BATCH
+    batched, single = PanelModel(), PanelModel()
+    got = replayed(session, batch_s=0.5)
+    for i in range(0, len(got), 50):
+        batched.ingest(got[i:i + 50])
+    single.ingest(replayed(session))
+    b, s = batched.car(), single.car()
+    assert b.samples == s.samples == len(session)
+    assert dict(b.lap_times) == dict(s.lap_times) == LAPS and b.best_sectors == s.best_sectors
+    assert b.ref[2:] == s.ref[2:] == (2, 81186) and b.ref[0] == s.ref[0]
+    n_live = sum(m["_topic"] == LIVE for m in got)
+    assert batched.by_topic[TELEMETRY_BATCH.name] == sum(m["_topic"] == TELEMETRY_BATCH.name for m in got)
+    assert batched.duplicates == n_live - 1 and batched.invalid == 0, "the one-sample messages beside the batches are left aside"
+
+
+def test_one_sample_messages_read_before_the_batches_are_replaced_by_them(session):
+    """A reader catching up on a backlog gets one topic before the other: every one-sample message and event first,
+    then every batch. The car starts afresh from the batches: every sample once, in order, the game's laps."""
+    from f1twin.schema import TELEMETRY_BATCH
+    got = replayed(session, batch_s=1.0)
+    model = PanelModel()
+    model.ingest([m for m in got if m["_topic"] != TELEMETRY_BATCH.name])
+    assert model.car().samples == sum(m["_topic"] == LIVE for m in got) < len(session)
+    model.ingest([m for m in got if m["_topic"] == TELEMETRY_BATCH.name])
+    c = model.car()
+    assert c.samples == len(session) and dict(c.lap_times) == LAPS and c.latest["packet_id"] == session["packet_id"].iloc[-1]
+    assert c.best_sectors == {0: 29661, 1: 25803, 2: 25511} and model.invalid == 0
+
+
+def test_a_malformed_batch_is_counted_and_the_rest_used(session):
+    """A batch whose columns break their rules (or are not a batch at all) is counted under 'columns'; the batches
+    around it are used, and the panel never raises."""
+    from f1twin.messages import encode_array
+    from f1twin.schema import TELEMETRY_BATCH
+    got = [m for m in replayed(session.iloc[:400], batch_s=1.0) if m["_topic"] == TELEMETRY_BATCH.name]
+    cols = got[5]["columns"]
+    bad = [{**got[5], "columns": {**cols, "completed_laps": encode_array(np.full(10, 10**12), "i8")}},
+           {**got[5], "columns": {k: v for k, v in cols.items() if k != "packet_id"}},
+           {**got[5], "columns": "not columns"}, {**got[5], "columns": None}]
+    model = PanelModel()
+    assert model.ingest(got[:5] + bad + got[6:]) == len(got) - 1
+    assert model.invalid == 4 and model.invalid_by == {"columns": 4}
+    assert model.car().samples == 400 - (len(batch_of(got[5])))
+
+
+def batch_of(m):
+    from f1twin.messages import batch_samples
+    return batch_samples(m)
