@@ -83,7 +83,7 @@ def live_message(r: dict) -> dict:
     "The `ac-telemetry-live` fields of a record."
     return {k: r[k] for k in TELEMETRY_LIVE.fields if k in r}
 
-# %% ../nbs/07_events.ipynb #fb242db2
+# %% ../nbs/07_events.ipynb #f20a15fb
 BATCHED_LIVE_HZ = 10.0  # one-sample messages a second beside the batches, when no rate is given (the design's)
 
 def _next(at: float, t: float, dt: float) -> float:
@@ -98,31 +98,40 @@ class LiveSender:
         self.send, self.batch_s, self.max_samples = send, batch_s or None, max_samples
         self.live_dt = 1.0 / live_hz if live_hz else (1.0 / BATCHED_LIVE_HZ if self.batch_s else 0.0)
         self.samples: list = []  # the batch being filled
+        self._last = None  # the newest record
         self._due = self._live_at = -math.inf
         self.sent = {TELEMETRY_LIVE.name: 0, TELEMETRY_BATCH.name: 0}
 
     def add(self, r: dict, t: float) -> None:
         "Take record `r` at time `t` (s): into the batch, sent when due, with a one-sample message when that is due."
+        self._last = r
         if self.batch_s is not None:
             self.samples.append(r)
             if t < self._due and len(self.samples) < self.max_samples: return
-            self._due = _next(self._due, t, self.batch_s)
-        if t >= self._live_at:
-            self._live_at = _next(self._live_at, t, self.live_dt)
-            self._send(TELEMETRY_LIVE.name, live_message(r))
-        self.flush()
+        self._send_due(t)
 
     def due(self, t: float) -> None:
         "Send the batch if its time has come (no sample has come since: a paused game, a quiet replay)."
-        if self.samples and t >= self._due:
-            self._due = _next(self._due, t, self.batch_s)
-            self.flush()
+        if self.samples and t >= self._due: self._send_due(t)
 
     def flush(self) -> None:
         "Send the batch now (the end of a session)."
-        if self.samples:
-            batch, self.samples = self.samples, []
-            self._send(TELEMETRY_BATCH.name, {'columns': batch_columns(batch)})
+        if self.samples: self._send(TELEMETRY_BATCH.name, self._take())
+
+    def _take(self) -> dict:
+        batch, self.samples = self.samples, []
+        return {'columns': batch_columns(batch)}
+
+    def _send_due(self, t: float) -> None:
+        "The batch, with a one-sample message of its newest sample if that is due; both made first, then sent together."
+        batch, newest = None, None
+        if self.batch_s is not None:
+            self._due = _next(self._due, t, self.batch_s)
+            newest, batch = self.samples[-1], self._take()
+        if t >= self._live_at:
+            self._live_at = _next(self._live_at, t, self.live_dt)
+            self._send(TELEMETRY_LIVE.name, live_message(newest if newest is not None else self._last))
+        if batch is not None: self._send(TELEMETRY_BATCH.name, batch)
 
     def _send(self, topic: str, value: dict) -> None:
         self.send(topic, value)

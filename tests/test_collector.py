@@ -21,6 +21,7 @@ from f1twin.laprules import lap_starts
 from f1twin.laps import lap_bounds, lap_table
 from f1twin.shm import open_pages
 from f1twin.kafka_read import TopicReader
+from f1twin.messages import batch_samples
 
 ROOT = Path(__file__).resolve().parent.parent
 GAME_LAPS = [81817, 81186, 82539, 82165]
@@ -188,15 +189,22 @@ def test_collector_publishes_to_kafka(tmp_path, kafka_bootstrap):
     assert [m['sector_times'] for m in laps] == GAME_SECTORS
     assert [m['best_lap'] for m in laps] == [True, True, False, False]
     assert all(m['_key'] in (f"{car}/{m['session_id']}", f"{car}/{m['session_id']}".encode()) for m in laps)
-    topics = ['ac-sector-times', 'ac-session-stats', 'ac-telemetry-live']
+    topics = ['ac-sector-times', 'ac-session-stats', 'ac-telemetry-live', 'ac-telemetry-batch']
     with TopicReader(kafka_bootstrap, topics, start='earliest', car_id=car) as r:  # one reader, one idle wait
         got = list(r.messages(idle_timeout_s=5.0))
-    sectors, stats, live = ([m for m in got if m['_topic'] == t] for t in topics)
+        assert r.skipped == 0
+    sectors, stats, live, batches = ([m for m in got if m['_topic'] == t] for t in topics)
     timed = [m['sector_time_ms'] for m in sectors if m['lap_number'] in (1, 2, 3, 4)]
     assert timed == [x for lap in GAME_SECTORS for x in lap]
     assert len(stats) >= 4 and all(s['max_speed'] > 250 for s in stats[1:])
     assert 250 < len(live) < 450, 'live telemetry at about 10 Hz over ~35 s'
     assert {'speed_kmh', 'rpm', 'gear', 'car_x', 'car_z', 'distance', 'sector'} <= set(live[0])
+    rec = load_session(summary.files[0])  # every recorded sample is in the batches, once, in order (issue 11)
+    samples = [s for b in batches for s in batch_samples(b)]
+    assert [s['packet_id'] for s in samples] == rec['packet_id'].tolist()
+    assert np.array([s['speed_kmh'] for s in samples], dtype=np.float32).tobytes() == rec['speed_kmh'].to_numpy().tobytes()
+    assert abs(len(batches) - len(live)) <= 2, 'one batch every 0.1 s, its newest sample on the one-sample topic'
+    assert {s['packet_id'] for s in samples} >= {m['packet_id'] for m in live}
 
 
 def collect_in_thread(pages_dir, cfg, **run):
@@ -258,7 +266,8 @@ def test_broker_gone_for_good(tmp_path, kafka_instance):
     assert lap_table(load_session(summary.files[0]))['lap_time_ms'].dropna().tolist() == [81817]
     assert summary.kafka.pending.get('ac-lap-events') == 1 and summary.kafka.total('delivered') > 0
     assert re.search(r'kafka \S+: \d+ message\(s\) NOT delivered: lap events 0/1 \(1 pending\), sector times 0/3 '
-                     r'\(3 pending\).*live telemetry \d+/\d+ \(\d+ pending\); the broker was unreachable 1 time\(s\)',
+                     r'\(3 pending\).*live telemetry \d+/\d+ \(\d+ pending\), telemetry batches \d+/\d+ \(\d+ pending\); the broker was '
+                     r'unreachable 1 time\(s\)',
                      str(summary)), str(summary)
 
 
