@@ -75,7 +75,7 @@ def _wake_on_fetch(consumer, event) -> bool:
     "Make `consumer`'s fetcher set `event` whenever it is done with a fetch response; False if this kafka-python cannot."
     fetcher = getattr(consumer, '_fetcher', None)
     done = getattr(fetcher, '_clear_pending_fetch_request', None)  # the last callback of a fetch, answered or failed
-    if done is None or not callable(done) or not hasattr(fetcher, '_handle_fetch_response'): return False
+    if done is None or not callable(done) or not callable(getattr(fetcher, 'fetched_records', None)): return False
     def cleared(*args, **kw):
         try: return done(*args, **kw)
         finally: event.set()
@@ -91,7 +91,9 @@ def _fetch(consumer, arrived, hooked: bool, max_records: int, timeout_ms: int) -
         batches = consumer.poll(timeout_ms=0 if hooked else int(max(0, min(left_ms, WAIT_SLICE_MS))), max_records=max_records)
         left = deadline - time.monotonic()
         if batches or left <= 0: return batches
-        if hooked: arrived.wait(left)
+        if hooked and arrived.wait(left):  # a fetch is done: its records at once (the next poll sends the next fetch)
+            batches = consumer._fetcher.fetched_records(max_records)[0]
+            if batches: return batches
 
 def _positions(consumer, new: list, start, start_ms: int | None, initial: bool) -> dict:
     "Where each new partition starts: at `start_ms`, at the end ('latest' at creation), else at the beginning."
