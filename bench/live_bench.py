@@ -223,7 +223,7 @@ def run_latency(a, bootstrap):
     print(f'\n1. latency, publish -> panel model (broker {bootstrap}; {a.latency_s:g} s per run; the publisher is another '
           'process: f1twin\'s KafkaPublisher fed by events.replay at 1x, linger_ms as shown (the default, what the collector '
           'uses, is 5); reader "now": TopicReader waits on its fetch hook; "before": kafka-python\'s own wait; target p99 < 10 ms)')
-    print(f"   {'run':<66} {'received':>11} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'> 10 ms':>8}")
+    print(f"   {'run':<66} {'received':>11} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'> 10 ms':>8} {'> 40 ms':>8}")
     rows = [('f1twin', hz, lg, None, old) for lg in a.linger_ms for hz in a.rates for old in (True, False)]
     rows += [('f1twin', HZ, 5, b, False) for b in a.batch_s] + [('baseline', hz, 0, None, False) for hz in a.baseline_rates]
     for kind, hz, linger, batch_s, old in rows:
@@ -236,11 +236,11 @@ def run_latency(a, bootstrap):
             label = f'baseline {hz:g} Hz, linger {linger}: poll 100 ms, new figure, sleep 0.1 s'
         got = f"{len(lat)}/{st.get('live', '?')}"
         print(f'   {label:<66} {got:>11} {pct(lat, 50):>7.1f} {pct(lat, 99):>7.1f} {lat.max() if len(lat) else float("nan"):>7.1f} '
-              f'{(lat > 10).sum():>8}'
+              f'{(lat > 10).sum():>8} {(lat > 40).sum():>8}'
               + (f"  (dropped {st['dropped']}, failed {st['failed']})" if st.get('dropped') or st.get('failed') else ''))
         if len(age):
             print(f"   {'   its samples, from the replay passing each to ingest (sample age)':<66} {len(age):>11} {pct(age, 50):>7.1f} "
-                  f"{pct(age, 99):>7.1f} {age.max():>7.1f} {(age > 10).sum():>8}")
+                  f"{pct(age, 99):>7.1f} {age.max():>7.1f} {(age > 10).sum():>8} {(age > 40).sum():>8}")
 
 
 # -- 2. redraw -------------------------------------------------------------------------------------------------------
