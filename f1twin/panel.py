@@ -10,7 +10,7 @@ from fastcore.basics import patch
 from .schema import F1twinError, TELEMETRY_LIVE, LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, ANOMALY_DETECTION
 from .laprules import LapRule, LapStep, format_lap_time
 from .checks import EventCheck, TOPIC_NAMES, check_fields, key_mismatch
-from .reference import RefLap, reference_lap
+from .reference import RefLap, reference_lap, ref_view
 
 
 _log = logging.getLogger('f1twin.panel')
@@ -65,8 +65,7 @@ class CarState:
         self._clock = self._line_m = self._trail_xz = self._series_t = self._lap_now = None
         self._whole = False  # the lap in progress was seen from the line
         self._td, self._tt = [0.0], [0.0]  # the lap in progress: distance from the line, lap clock
-        self._lines = ([0.0], [0.0])  # its timing lines passed: distance (m), lap clock (ms)
-        self._sync, self._crossings = (0.0, 0.0), []  # (own, reference) distance at the last line; sectors timed since
+        self._lines, self._sync, self._crossings = ([0.0], [0.0]), (0.0, 0.0), []  # lines passed (m, ms); see `_cross`
 
     def __repr__(self):
         best = format_lap_time(self.best_lap[1]) if self.best_lap else '-'
@@ -198,8 +197,7 @@ def _finish_lap(self: CarState, lap, lap_ms, new_line):
                               f'session best, lap {lap} ({format_lap_time(lap_ms)})', 'session')
     self.split_last, self.split_now = self.split_now, {}
     self._td, self._tt = [0.0], [0.0]
-    self._lines, self._sync = ([0.0], [0.0]), (0.0, 0.0)
-    self._crossings.clear()
+    self._lines, self._sync, self._crossings = ([0.0], [0.0]), (0.0, 0.0), []
 
 @patch
 def _cross(self: CarState, lap, sector: int, sector_ms: int, d: float, clock):
@@ -221,9 +219,7 @@ def _cross(self: CarState, lap, sector: int, sector_ms: int, d: float, clock):
 def _delta(self: CarState, d, clock, dtot) -> float | None:
     "Grow the lap's (distance, time) trace and timing lines; the delta (s) to the reference here (None without one)."
     if self._line_m is not None and dtot is not None: d = dtot - self._line_m  # measured as the reference was
-    if not self._whole or d is None or clock is None:
-        self._crossings.clear()
-        return None
+    if not self._whole or d is None or clock is None: self._crossings.clear(); return None
     for lap, sector, ms in self._crossings:
         if lap == self._lap_now: self._cross(lap, sector, ms, d, clock)
     self._crossings.clear()
@@ -362,8 +358,7 @@ def set_reference(self: PanelModel, reference):
         self.reference = self._car_cfg['reference'] = r
         for c in self.cars.values():
             c.given_ref = r
-            if c.ref is None or c.ref.kind != 'session' or r.lap_ms < c.ref.lap_ms: c.ref = r
-            c.version += 1
+            if c.ref is None or c.ref.kind != 'session' or r.lap_ms < c.ref.lap_ms: c.ref, c.version = r, c.version + 1
         self.version += 1
 
 # %% ../nbs/21_panel.ipynb #7acea7a7
@@ -458,15 +453,6 @@ def status(self: PanelModel, now: float | None = None) -> dict:
                 'cars': len(self.cars), 'by_topic': dict(self.by_topic)}
 
 # %% ../nbs/21_panel.ipynb #50882b40
-def _ref_view(c: CarState) -> dict:
-    "The reference, the predicted lap, the deltas at the lines and the rpm the shift light counts up to, for a frame."
-    r, d = c.ref, c.delta_s
-    return {'ref': None if r is None else {'label': r.label, 'kind': r.kind, 'lap': r.lap, 'lap_ms': r.lap_ms,
-                                           'sectors_ms': r.sectors_ms},
-            'predicted_ms': None if r is None or d is None else r.lap_ms + d * 1000, 'line_delta': c.line_delta,
-            'split_now': dict(c.split_now), 'split_last': dict(c.split_last),
-            'rpm_limit': c.max_rpm or c.rpm_max, 'rpm_limit_known': c.max_rpm is not None}
-
 @patch
 def snapshot(self: PanelModel, key: str | None = None) -> dict | None:
     "Everything one frame draws for car `key` (default: the selected one), copied; None before any message."
@@ -488,7 +474,7 @@ def snapshot(self: PanelModel, key: str | None = None) -> dict | None:
             'throttle': m.get('throttle'), 'brake': m.get('brake'), 'x': m.get('car_x'), 'z': m.get('car_z'),
             'sector': m.get('sector'), 'lap': int(done if done is not None else c.completed) + 1, 'laps': c.completed,
             'lap_time_ms': m.get('current_lap_time_ms'), 'last_lap': c.last_lap, 'best_lap': c.best_lap,
-            'delta_s': c.delta_s, 'delta_ref': None if c.ref is None else (c.ref.lap, c.ref.lap_ms), **_ref_view(c),
+            'delta_s': c.delta_s, 'delta_ref': None if c.ref is None else (c.ref.lap, c.ref.lap_ms), **ref_view(c),
             'in_pit_lane': bool(m.get('in_pit_lane') or False), 'rpm_max': c.rpm_max, 'speed_max': c.speed_max,
             'has_g': c.has_g, 'trail': {'x': trail[0], 'z': trail[1], 'speed_kmh': trail[2]},
             'outline': (list(c.outline[0]), list(c.outline[1])), 'outline_closed': c.outline_closed,

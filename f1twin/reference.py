@@ -10,7 +10,7 @@ from .schema import F1twinError
 from .laprules import format_lap_time
 
 # %% auto #0
-__all__ = ['RefLapError', 'RefLap', 'ref_from_lap', 'ref_from_trace', 'reference_lap']
+__all__ = ['RefLapError', 'RefLap', 'ref_from_lap', 'ref_from_trace', 'reference_lap', 'ref_view']
 
 # %% ../nbs/21b_reference.ipynb #9ee83aad
 class RefLapError(F1twinError, ValueError):
@@ -118,3 +118,13 @@ def reference_lap(ref, lap: int | None = None, *, track: str | None = None, car:
     if hasattr(ref, 'columns'): return ref_from_trace(ref, lap=lap)
     raise RefLapError(f'reference: expected a session (path or frame) and lap, a LapLibrary, a lap or a trace; '
                       f'got {type(ref).__name__}')
+
+# %% ../nbs/21b_reference.ipynb #016d54f7
+def ref_view(c) -> dict:
+    "The reference, the predicted lap, the deltas at the lines and the rpm the shift light counts up to, for a frame."
+    r, d = c.ref, c.delta_s
+    return {'ref': None if r is None else {'label': r.label, 'kind': r.kind, 'lap': r.lap, 'lap_ms': r.lap_ms,
+                                           'sectors_ms': r.sectors_ms},
+            'predicted_ms': None if r is None or d is None else r.lap_ms + d * 1000, 'line_delta': c.line_delta,
+            'split_now': dict(c.split_now), 'split_last': dict(c.split_last),
+            'rpm_limit': c.max_rpm or c.rpm_max, 'rpm_limit_known': c.max_rpm is not None}
