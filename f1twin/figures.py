@@ -52,7 +52,7 @@ def map_figure():
         go.Scatter(x=[], y=[], mode='markers', name='car', marker=dict(size=16, color='#e10600', line=dict(color='white', width=2))),
         go.Scatter(x=[], y=[], mode='markers+text', name='marks', text=[], textposition='top center', hoverinfo='skip',
                    marker=dict(size=7, color='black', symbol='line-ns', line=dict(width=2))),
-    ], layout=go.Layout(height=460, autosize=True, margin=dict(l=10, r=70, t=30, b=10), showlegend=False,
+    ], layout=go.Layout(height=460, autosize=True, margin=dict(l=10, r=100, t=30, b=10), showlegend=False,
                         title=dict(text='Circuit', x=0.02), xaxis=dict(visible=False),
                         yaxis=dict(visible=False, scaleanchor='x', scaleratio=1), plot_bgcolor='white', uirevision='map')))
 

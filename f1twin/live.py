@@ -124,7 +124,7 @@ def _build(self: LivePanel):
     self._delta_bar = w.HTML(delta_bar_html(None), layout=w.Layout(width='100%'))
     self._predicted = w.HTML(predicted_html(None), layout=w.Layout(flex='1 1 auto', min_width='220px'))
     self._splits, self._shift = w.HTML(splits_html(None)), w.HTML(shift_light_html(None))
-    box = lambda fig, **kw: w.Box([fig], layout=w.Layout(min_width='0', **kw))  # a figure takes its box's width
+    box = lambda fig, **kw: w.VBox([fig], layout=w.Layout(min_width='0', **kw))  # a figure takes its box's width
     for wdg, cls in ((self._status, 'status'), (self._start_btn, 'start'), (self._stop_btn, 'stop'), (self._car, 'car'),
                      (self._map, 'map'), (self._gauges, 'gauges'), (self._series, 'series'), (self._sectors, 'sectors'),
                      (self._alerts, 'alerts-box'), (self._delta_bar, 'delta-box'), (self._predicted, 'predicted-box'),
