@@ -194,7 +194,7 @@ def _reachable(settings, timeout: float = 1.0) -> bool:
 
 # %% ../nbs/08_kafka_conn.ipynb #037a4263
 _REFUSED = re.compile(r'SaslAuthenticationFailed|Authentication failed|UnsupportedSaslMechanism|IllegalSaslState|'
-                      r'certificate verify failed')  # what retrying will not change
+                      r'certificate verify failed|Handshake failed|\[SSL')  # what retrying will not change
 
 class _KafkaLog(logging.Handler):
     """Collects what kafka-python logs (warnings and errors) from the given threads while a client connects: why a login
@@ -234,7 +234,8 @@ def _failure(settings: KafkaSettings, e: Exception, logged) -> StreamError:
         if m: return KafkaAuthError(f'{where} ' + why.format(*(g.strip() for g in m.groups()), **names))
     if 'socket disconnected' in text and settings.protocol.startswith('SASL'):
         return KafkaAuthError(f"{where} closed the connection during the login of {names['user']} ({names['login']}): "
-                              f'wrong username or password, or not a {settings.protocol} listener?')
+                              f'wrong username or password, a SASL mechanism it does not accept, or not a {settings.protocol} '
+                              'listener?')
     if 'socket disconnected' in text:
         return KafkaAuthError(f'{where} closed the connection at once: does this listener need TLS or SASL '
                               f'(security protocol {settings.protocol})?')
