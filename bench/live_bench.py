@@ -45,6 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from laps_bench import long_session  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 from f1twin import events, kafka_admin, kafka_publish, kafka_read, messages  # noqa: E402
 from f1twin.live import LivePanel  # noqa: E402
 from f1twin.panel import PanelModel  # noqa: E402
@@ -276,13 +277,21 @@ def run_redraw(a):
     live_idx = [i for i, m in enumerate(msgs) if m['_topic'] == LIVE]
     cut = live_idx[warm]
     head, tail = msgs[:cut], msgs[cut:]
-    panel = LivePanel(events.MemoryFeed(), car_id='bench-redraw')
+    frames = [tail[i:i + SAMPLES_PER_FRAME] for i in range(0, len(tail), SAMPLES_PER_FRAME)]
+    # the view before issue 12 (no reference, no driver row), the same frames, timed first
+    old = LivePanel(events.MemoryFeed(), car_id='bench-redraw')
+    old._draw_driver = lambda snap: None
+    old.model.ingest(head); old.redraw()
+    for f in frames[:5 + a.frames]: old.model.ingest(f); old.redraw()
+    old_ms = np.array(list(old.frame_ms)[-a.frames:])
+    old.close(); del old
+    # all of it on: a reference from the start (session 2's best lap), the delta bar, predicted lap, splits, shift light
+    panel = LivePanel(events.MemoryFeed(), car_id='bench-redraw', reference=ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv')
     panel.model.ingest(head)
     buf = deque((m for m in head if m['_topic'] == LIVE), maxlen=1000)  # for the baseline
     del msgs, head, live_idx
     gc.collect()  # the 100k messages just ingested are gone: no collector pass over them inside a frame
     panel.redraw()  # the first frame also fits the circuit outline (once)
-    frames = [tail[i:i + SAMPLES_PER_FRAME] for i in range(0, len(tail), SAMPLES_PER_FRAME)]
     for f in frames[:5]: panel.model.ingest(f); panel.redraw()  # warm-up
     panel.frame_ms.clear()
     full_gc = []  # Python's full (generation 2) collections during the timed frames: they pause whatever runs
@@ -315,6 +324,7 @@ def run_redraw(a):
     build, tojson = np.array(build), np.array(tojson)
     c = panel.model.car()
     print(f"   {'run':<58} {'frames':>7} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}")
+    print(f"   {'before: LivePanel.redraw without reference and driver row':<58} {len(old_ms):>7} {pct(old_ms, 50):>7.1f} {pct(old_ms, 95):>7.1f} {old_ms.max():>7.1f}")
     print(f"   {'f1twin LivePanel.redraw (frame_ms), widget messages dropped':<58} {len(ms):>7} {pct(ms, 50):>7.1f} {pct(ms, 95):>7.1f} {ms.max():>7.1f}"
           + (f"  (max: {len(full_gc)} full garbage collection(s) of the process's {len(gc.get_objects()):,} objects meanwhile, "
              f"up to {max(full_gc):.0f} ms)" if full_gc else ''))
@@ -323,7 +333,8 @@ def run_redraw(a):
     print(f"   {'baseline: new go.Figure of the last 1000 messages':<58} {len(build):>7} {pct(build, 50):>7.1f} {pct(build, 95):>7.1f} {build.max():>7.1f}")
     print(f"   {'baseline: new go.Figure + fig.to_json()':<58} {len(tojson):>7} {pct(tojson, 50):>7.1f} {pct(tojson, 95):>7.1f} {tojson.max():>7.1f}")
     print(f'   (f1twin draws the map trail ({len(c.trail)} points, <= {panel.map_points} drawn), gauges, two time-series '
-          f'figures ({len(c.series)} points), metrics and the sector table; the baseline draws the map only)')
+          f'figures ({len(c.series)} points), metrics, the sector table, and the driver row against {c.ref.label}: delta bar, '
+          f'predicted lap, splits, shift light; the baseline draws the map only)')
 
 
 def crc_impl() -> str:

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from .laps import format_lap_time
-from .circuit import CircuitError, gear_label, held_gear, scatter_type, GEAR_COLOURS, _one_lap, _with_laps, _title
+from .circuit import CircuitError, gear_label, held_gear, scatter_type, GEAR_COLOURS, _one_lap, _title
 
 # %% auto #0
 __all__ = ['REF_COLOUR', 'CMP_COLOUR', 'BEST_COLOUR', 'PLAIN_COLOUR', 'rpm_distribution', 'speed_histogram',
@@ -23,13 +23,15 @@ def _need(df: pd.DataFrame, cols, what: str) -> None:
         raise CircuitError(f"{what} needs column(s) {', '.join(missing)}; this frame has: {', '.join(map(str, df.columns))}")
 
 def _select_lap(df: pd.DataFrame, lap):
-    return df if lap is None else _one_lap(_with_laps(df), lap)
+    return df if lap is None else _one_lap(df, lap)  # only the lap's rows copied
 
 def rpm_distribution(df: pd.DataFrame, lap: int | None = None) -> go.Figure:
     "RPM per gear: one box per gear (quartiles, median, lowest and highest), with the share of time in each gear."
     _need(df, ('gear', 'rpm'), 'rpm_distribution')
     s = _select_lap(df, lap)
-    s = s[np.isfinite(s['rpm'].to_numpy(np.float64))]
+    rpm = s['rpm'].to_numpy(np.float64)
+    ok = np.isfinite(rpm)
+    s = pd.DataFrame({'gear': s['gear'].to_numpy()[ok], 'rpm': rpm[ok]})  # two columns, not a copy of the session
     if not len(s): raise CircuitError('rpm_distribution: no sample with an RPM value')
     q = s.groupby('gear')['rpm'].quantile([0.0, 0.25, 0.5, 0.75, 1.0]).unstack()
     share = s.groupby('gear').size() / len(s) * 100
@@ -84,6 +86,7 @@ def _comparison_labels(a: dict) -> tuple[str, str, str]:
 
 def _row_values(cmp: pd.DataFrame, ch: str, w: str, k: float) -> np.ndarray:
     y = cmp[f'{ch}_{w}'].to_numpy(np.float64) * k
+    if ch == 'gear' and np.isfinite(y).all(): return held_gear(y, cmp[f'time_{w}_s']).astype(np.int8)  # a quarter of the bytes
     return (held_gear(y, cmp[f'time_{w}_s']) if ch == 'gear' else y).astype(np.float32)
 
 def lap_comparison_figure(cmp: pd.DataFrame) -> go.Figure:

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from .schema import F1twinError
-from .laps import split_laps
+from .laps import split_laps, lap_bounds, _lap_distance
 
 # %% auto #0
 __all__ = ['SVG_MAX_POINTS', 'MIN_SPACING_M', 'PEDALS_SCALE', 'STEERING_SCALE', 'GEAR_COLOURS', 'MAP_CHANNELS', 'HOLD_GEAR_S',
-           'DELTA_SCALE', 'CircuitError', 'Orientation', 'fit_orientation', 'track_marks', 'scatter_type', 'thin_rows',
-           'decimate', 'MapChannel', 'gear_label', 'channel_values', 'held_gear', 'circuit_map', 'orientation_of',
-           'add_car_marker', 'delta_map']
+           'OUTLINE_SPACING_M', 'DELTA_SCALE', 'CircuitError', 'Orientation', 'fit_orientation', 'track_marks',
+           'scatter_type', 'thin_rows', 'decimate', 'MapChannel', 'gear_label', 'channel_values', 'held_gear',
+           'circuit_map', 'orientation_of', 'add_car_marker', 'delta_map']
 
 # %% ../nbs/15_circuit.ipynb #ae29908c
 class CircuitError(F1twinError, ValueError):
@@ -75,6 +75,15 @@ def _with_laps(df: pd.DataFrame) -> pd.DataFrame:
     if 'lap' in df.columns or not all(c in df.columns for c in _LAP_COLUMNS): return df
     return split_laps(df)
 
+def _lap_arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None] | None:
+    "`lap` and lap-relative `distance` of every sample, as `split_laps` adds them but without copying the session; None without lap columns."
+    if 'lap' in df.columns:
+        return df['lap'].to_numpy(), df['distance'].to_numpy(np.float64) if 'distance' in df.columns else None
+    if not all(c in df.columns for c in _LAP_COLUMNS): return None
+    b = lap_bounds(df)
+    sizes = (b['last'] - b['first'] + 1).to_numpy()
+    return np.repeat(b['lap'].to_numpy(), sizes).astype(np.int32), _lap_distance(df, np.repeat(b['line_m'].to_numpy(), sizes))
+
 def _direction(x: np.ndarray, z: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.clip(i - 2, 0, len(x) - 1), np.clip(i + 1, 0, len(x) - 1)
     return x[b] - x[a], z[b] - z[a]
@@ -82,7 +91,7 @@ def _direction(x: np.ndarray, z: np.ndarray, i: np.ndarray) -> tuple[np.ndarray,
 def track_marks(df: pd.DataFrame) -> pd.DataFrame:
     "Start/finish line and sector boundaries: world position, travel direction and crossings counted, once each."
     _need_position(df)
-    df = _with_laps(df)
+    split = _lap_arrays(df)  # arrays, not a copy of the session with two more columns
     x, z = df['car_x'].to_numpy(np.float64), df['car_z'].to_numpy(np.float64)
     pit = df['in_pit_lane'].to_numpy(bool) if 'in_pit_lane' in df.columns else np.zeros(len(df), bool)
     found = []  # (name, x, z, dx, dz) per crossing
@@ -93,12 +102,12 @@ def track_marks(df: pd.DataFrame) -> pd.DataFrame:
         dx, dz = _direction(x, z, i)
         found.extend(zip([name] * len(i), px, pz, dx, dz))
     sector = df['sector'].to_numpy(np.int64) if 'sector' in df.columns else None
-    if 'lap' in df.columns:
-        lap = df['lap'].to_numpy()
+    if split is not None:
+        lap, distance = split
         i = np.flatnonzero(lap[1:] != lap[:-1]) + 1
         frac = np.full(len(i), 0.5)
-        if len(i) and 'distance' in df.columns:  # how far past the line the first sample of the lap is
-            past = df['distance'].to_numpy(np.float64)[i]
+        if len(i) and distance is not None:  # how far past the line the first sample of the lap is
+            past = distance[i]
             gap = np.diff(df['distance_total'].to_numpy(np.float64))[i - 1]
             ok = np.isfinite(past) & np.isfinite(gap) & (gap > 0)
             frac[ok] = np.clip((gap[ok] - past[ok]) / gap[ok], 0.0, 1.0)
@@ -258,12 +267,23 @@ def _gapped(mx: np.ndarray, my: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.insert(mx, jump, np.nan), np.insert(my, jump, np.nan)
 
 def _one_lap(df: pd.DataFrame, lap: int) -> pd.DataFrame:
-    if 'lap' not in df.columns:
+    "The samples of lap `lap` with `lap` and `distance`, from a session split into laps or not (only the lap's rows copied)."
+    split = _lap_arrays(df)
+    if split is None:
         raise CircuitError(f'lap={lap}: this frame has no lap information (a lap column, or the columns to split '
                            f"laps: {', '.join(_LAP_COLUMNS)})")
-    present = np.unique(df['lap'].to_numpy()).tolist()
-    if lap not in present: raise CircuitError(f'no lap {lap} in this session; laps: {present}')
-    return df[df['lap'].to_numpy() == lap]
+    laps, distance = split
+    keep = laps == lap
+    if not keep.any(): raise CircuitError(f'no lap {lap} in this session; laps: {np.unique(laps).tolist()}')
+    return df[keep] if 'lap' in df.columns else df[keep].assign(lap=laps[keep], distance=distance[keep])
+
+OUTLINE_SPACING_M = 5.0  # the grey band under a map's markers: a point every 5 m of path is finer than its width
+
+def _outline_rows(mx: np.ndarray, my: np.ndarray, spacing_m: float = OUTLINE_SPACING_M) -> np.ndarray:
+    "Positions of the map points the outline keeps: the first of each `spacing_m` of path (both sides of a jump), and the last."
+    step = np.hypot(np.diff(mx), np.diff(my))
+    bins = np.floor(np.r_[0.0, np.cumsum(np.where(np.isfinite(step), step, 0.0))] / spacing_m)
+    return np.union1d(np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]]), [len(mx) - 1])
 
 def _add_marks(fig: go.Figure, marks: pd.DataFrame, o: Orientation, size: float) -> None:
     "Short lines across the track at each mark, labelled beside the track."
@@ -291,24 +311,28 @@ def circuit_map(df: pd.DataFrame, channel: str = 'speed_kmh', lap: int | None = 
     "The circuit drawn from the car's positions, coloured by `channel`, with start/finish and sector marks."
     spec = _map_channel(channel)
     _need_position(df)
-    s = _with_laps(df)
-    mk = marks if isinstance(marks, pd.DataFrame) else track_marks(s) if marks else None  # marks: True, False or track_marks(...)
-    if lap is not None: s = _one_lap(s, lap)
+    s = _with_laps(df) if lap is None else _one_lap(df, lap)  # one lap: only its rows are copied
+    mk = marks if isinstance(marks, pd.DataFrame) else track_marks(s if lap is None else df) if marks else None  # True, False or track_marks(...)
     s = s[np.isfinite(s['car_x'].to_numpy(np.float64)) & np.isfinite(s['car_z'].to_numpy(np.float64))]
     if not len(s): raise CircuitError(f'lap {lap}: no sample with a position')
     o = orientation if orientation is not None else fit_orientation(s['car_x'], s['car_z'])
     rows = thin_rows(s, max_points)
     p, values = s.iloc[rows], channel_values(s, channel)[rows]  # values of the whole lap: a shift seen whole
+    if channel == 'gear' and np.isfinite(values).all(): values = values.astype(np.int8)  # a quarter of the bytes
     mx, my = o.apply(p['car_x'], p['car_z'])
     Trace = scatter_type(len(p))
     fig = go.Figure()
     if outline:
-        gx, gy = _gapped(mx, my)
+        k = _outline_rows(mx, my)
+        gx, gy = _gapped(mx[k], my[k])
         fig.add_trace(Trace(x=gx.astype(np.float32), y=gy.astype(np.float32), mode='lines', name='track',
                             line=dict(color='#d9d9d9', width=7), hoverinfo='skip'))
     hover = f'{spec.label} %{{marker.color:{spec.fmt}}}'
     custom = None
-    if 'lap' in p.columns and 'distance' in p.columns:
+    if 'lap' in p.columns and 'distance' in p.columns and lap is not None:  # one lap: its number said once
+        custom = p['distance'].to_numpy(np.float32)
+        hover += f'<br>lap {lap}, %{{customdata:.0f}} m from the line'
+    elif 'lap' in p.columns and 'distance' in p.columns:
         custom = np.column_stack([p['lap'].to_numpy(np.float32), p['distance'].to_numpy(np.float32)])
         hover += '<br>lap %{customdata[0]:.0f}, %{customdata[1]:.0f} m from the line'
     fig.add_trace(Trace(

@@ -343,6 +343,7 @@ def _anomalies_parser(sub):
 # %% ../nbs/24_cli_files.ipynb #292eb8d6
 def cmd_report(args) -> int:
     "Make the report of a session, or of every session in a folder."
+    sys.modules.setdefault('rfc3987_syntax', None)  # as in the report's kernel: 2 s of grammars jsonschema never needs here
     from f1twin.report import make_report, report_all
     if args.all:
         index, results = report_all(args.session, args.out, template=args.template)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from .schema import F1twinError
-from .laps import LapError, lap_bounds, lap_samples, lap_table, on_grid, common_anchors, representative_laps
+from .laps import CHANNELS, LapError, lap_bounds, lap_samples, lap_table, on_grid, common_anchors, representative_laps
 
 # %% auto #0
 __all__ = ['TRACK_CORNERS', 'MIN_DROP_KMH', 'MIN_TURN_DEG', 'BRAKE_ON', 'FULL_THROTTLE', 'TURN_IN', 'LapGrid', 'find_corners',
@@ -21,8 +21,8 @@ class LapGrid:
         full = b[~b['partial'] & b['lap_time_ms'].notna()]
         laps = full['lap'].tolist() if laps is None else list(laps)
         if not laps: raise LapError('no complete timed lap to analyse')
-        samples = {n: lap_samples(df, n, b) for n in laps}
-        self.ref_lap = _ref_samples(df, ref, samples, full)
+        samples = {n: lap_samples(_narrow(df), n, b) for n in laps}  # each lap copies only what the grid reads
+        self.ref_lap = _ref_samples(df, ref, samples, full, b)
         self.anchors = common_anchors(list(samples.values()))
         self.dist = np.union1d(np.arange(0.0, self.anchors[-1], step), self.anchors)
         self.laps = np.array(laps)
@@ -35,12 +35,18 @@ class LapGrid:
     @property
     def length(self) -> float: return float(self.anchors[-1])
 
-def _ref_samples(df, ref, samples: dict, full: pd.DataFrame) -> pd.DataFrame:
+_GRID_COLUMNS = (*CHANNELS, 'current_lap_time_ms', 'sector', 'last_sector_time_ms', 'distance_total', 'normalized_position')
+
+def _narrow(df: pd.DataFrame) -> pd.DataFrame:
+    "The session with only the columns a lap on the grid reads: a view (no copy), so each lap's copy is a third the size."
+    return df.drop(columns=[c for c in df.columns if c not in _GRID_COLUMNS])
+
+def _ref_samples(df, ref, samples: dict, full: pd.DataFrame, bounds: pd.DataFrame) -> pd.DataFrame:
     "The reference lap's samples: `ref` as a lap number of `df` or (session, lap); default the session's best lap."
     if ref is None: ref = int(full.loc[full['lap_time_ms'].idxmin(), 'lap'])
-    if isinstance(ref, tuple): return lap_samples(*ref)
+    if isinstance(ref, tuple): return lap_samples(_narrow(ref[0]), ref[1], bounds if ref[0] is df else lap_bounds(ref[0]))
     if ref in samples: return samples[ref]
-    return lap_samples(df, int(ref))
+    return lap_samples(_narrow(df), int(ref), bounds)
 
 # %% ../nbs/14_corners.ipynb #410bdc93
 TRACK_CORNERS: dict[str, tuple[tuple[str, float], ...]] = {

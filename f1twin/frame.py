@@ -9,8 +9,9 @@ from .laprules import format_lap_time
 from .circuit import gear_label
 
 # %% auto #0
-__all__ = ['METRICS', 'PURPLE', 'GREEN', 'YELLOW', 'RED', 'SEVERITY_COLOURS', 'display_numbers', 'metric_values', 'metric_html',
-           'sector_table_html', 'alerts_html']
+__all__ = ['METRICS', 'PURPLE', 'GREEN', 'YELLOW', 'RED', 'SHIFT_FROM', 'SHIFT_AT', 'SHIFT_LIGHTS', 'SEVERITY_COLOURS',
+           'display_numbers', 'metric_values', 'metric_html', 'split_color', 'sector_table_html', 'delta_bar_html',
+           'splits_html', 'predicted_html', 'shift_lights', 'shift_light_html', 'alerts_html']
 
 # %% ../nbs/21a_frame.ipynb #24d27cef
 METRICS = (('speed', 'Speed', 'km/h'), ('rpm', 'RPM', ''), ('gear', 'Gear', ''), ('lap', 'Lap', ''),
@@ -49,10 +50,15 @@ def metric_html(label: str, value: str, unit: str = '', color: str | None = None
             f'<div class="f1twin-metric-value" style="{style}">{value}{unit}</div>')
 
 # %% ../nbs/21a_frame.ipynb #1f71c8de
-def _sector_color(ms, was_best, best) -> str | None:
+def split_color(ms, was_best, best, ref_ms=None) -> str | None:
+    "A sector time's colour as sim racers read it: purple the best known (session and reference), green a personal best, else yellow."
     if ms is None: return None
-    if best is not None and ms <= best: return PURPLE
-    return GREEN if was_best else YELLOW
+    top = min([b for b in (best, ref_ms) if b is not None], default=None)
+    if top is not None and ms <= top: return PURPLE
+    return GREEN if was_best or (best is not None and ms <= best) else YELLOW
+
+def _ref_sectors(snap) -> list:
+    return ((snap.get('ref') or {}).get('sectors_ms') or []) if snap else []
 
 _TD = 'padding:2px 10px'
 
@@ -69,7 +75,8 @@ def sector_table_html(snap: dict | None, rows: int = 6) -> str:
         cells = []
         for i in range(n):
             t, was = secs.get(i, (None, None))
-            color = _sector_color(t, was, best.get(i))
+            rs = _ref_sectors(snap)
+            color = split_color(t, was, best.get(i), rs[i] if i < len(rs) else None)
             style = f'{_TD};text-align:right' + (f';color:{color}' if color else '')
             cells.append(f'<td style="{style}">{"%.3f" % (t / 1000) if t else ""}</td>')
         lap_style = f';color:{PURPLE}' if ms is not None and ms == best_lap else ''
@@ -78,9 +85,92 @@ def sector_table_html(snap: dict | None, rows: int = 6) -> str:
                      f'<td style="{_TD};text-align:right{lap_style}">{lap_txt}</td></tr>')
     best_row = ''.join(f'<td style="{_TD};text-align:right;color:{PURPLE}">'
                        f'{"%.3f" % (best[i] / 1000) if i in best else ""}</td>' for i in range(n))
+    rs, ref = _ref_sectors(snap), snap.get('ref')
+    ref_row = '' if not ref else (f'<tr class="f1twin-sector-ref" style="color:#888"><td style="{_TD}">ref</td>'
+                                  + ''.join(f'<td style="{_TD};text-align:right">{"%.3f" % (rs[i] / 1000) if i < len(rs) else ""}</td>'
+                                            for i in range(n)) + f'<td style="{_TD};text-align:right">{format_lap_time(ref["lap_ms"])}</td></tr>')
     return ('<table class="f1twin-sector-table" style="border-collapse:collapse;font-variant-numeric:tabular-nums">'
             f'<tr><th style="{_TD}">Lap</th>{head}<th style="{_TD}">Lap time</th></tr>' + ''.join(lines)
-            + f'<tr style="border-top:1px solid #ccc"><td style="{_TD}">best</td>{best_row}<td></td></tr></table>')
+            + f'<tr style="border-top:1px solid #ccc"><td style="{_TD}">best</td>{best_row}<td></td></tr>{ref_row}</table>')
+
+# %% ../nbs/21a_frame.ipynb #74728c81
+def _delta_text(d) -> str:
+    return '-' if d is None else f'{d:+.2f}'
+
+def delta_bar_html(snap: dict | None, span_s: float = 1.0) -> str:
+    "The delta as a large bar from the middle: green to the left for a gain, red to the right for a loss, the number on it."
+    d = (snap or {}).get('delta_s')
+    w = 0.0 if d is None else min(abs(d) / span_s, 1.0) * 50
+    sign, colour = ('none', '#555') if d is None else ('gain', GREEN) if d < 0 else ('loss', RED)
+    left = 50 - w if d is not None and d < 0 else 50
+    return (f'<div class="f1twin-delta-bar" data-sign="{sign}" style="position:relative;height:64px;background:#1e1e1e;'
+            'border-radius:6px;overflow:hidden;width:100%">'
+            f'<div class="f1twin-delta-fill" style="position:absolute;top:0;bottom:0;left:{left:.2f}%;width:{w:.2f}%;background:{colour}"></div>'
+            '<div style="position:absolute;top:0;bottom:0;left:calc(50% - 1px);width:2px;background:#ffffffaa"></div>'
+            f'<div style="position:absolute;left:8px;bottom:4px;font-size:12px;color:#aaa">-{span_s:g} s</div>'
+            f'<div style="position:absolute;right:8px;bottom:4px;font-size:12px;color:#aaa">+{span_s:g} s</div>'
+            '<div class="f1twin-delta-number" style="position:absolute;inset:0;display:flex;align-items:center;'
+            'justify-content:center;font-size:40px;font-weight:700;color:#fff;font-variant-numeric:tabular-nums;'
+            f'text-shadow:0 0 6px #000">{_delta_text(d)}</div></div>')
+
+# %% ../nbs/21a_frame.ipynb #de0a2669
+def _split_cell(i: int, ms, was, best, ref_ms, dlt) -> str:
+    c = split_color(ms, was, best, ref_ms)
+    if ms is None:
+        body = f'<div style="color:#999">{"%.3f" % (ref_ms / 1000) if ref_ms else "-"}</div>'
+    else:
+        body = (f'<div style="font-weight:700">{ms / 1000:.3f}</div>'
+                + ('' if dlt is None else f'<div style="font-size:0.8em">{dlt:+.3f}</div>'))
+    style = f'background:{c};color:#fff' if c else 'background:#eee'
+    return (f'<div class="f1twin-split" data-sector="{i}" data-colour="{c or ""}" style="{style};padding:4px 10px;'
+            f'border-radius:4px;min-width:72px;text-align:center"><div style="font-size:0.75em">S{i + 1}</div>{body}</div>')
+
+def splits_html(snap: dict | None) -> str:
+    "The lap in progress' sector splits as they come (the last lap's until its first): time, minus the reference's, coloured."
+    if snap is None: return '<div class="f1twin-splits"></div>'
+    rs, now, best, dl = _ref_sectors(snap), snap['sectors_now'], snap['best_sectors'], snap.get('split_now') or {}
+    lap = snap['lap']
+    if not now and snap['laps_table'] and snap['laps_table'][-1][2]:  # the line just crossed: the lap it ended
+        lap, _, now = snap['laps_table'][-1]
+        dl = snap.get('split_last') or {}
+    n = max([len(rs), len(best), 3] + [k + 1 for k in now])
+    cells = []
+    for i in range(n):
+        ms, was = now.get(i, (None, None))
+        cells.append(_split_cell(i, ms, was, best.get(i), rs[i] if i < len(rs) else None, dl.get(i)))
+    label = f'<div style="font-size:0.75em;color:#666;align-self:center">lap {lap}</div>'
+    return f'<div class="f1twin-splits" data-lap="{lap}" style="display:flex;gap:6px">{label}{"".join(cells)}</div>'
+
+def predicted_html(snap: dict | None) -> str:
+    "The predicted lap time, the reference in use and the delta at the last timing line."
+    p, ref, ld = (snap or {}).get('predicted_ms'), (snap or {}).get('ref'), (snap or {}).get('line_delta')
+    colour = None if p is None else GREEN if snap['delta_s'] < 0 else RED
+    at = '' if ld is None else f"{'Lap' if ld[1] is None else f'S{ld[1] + 1}'} {ld[2]:+.3f}"
+    return (f'<div class="f1twin-predicted">{metric_html("Predicted lap", format_lap_time(p) or "-", "", colour)}'
+            f'<div class="f1twin-ref" style="font-size:0.8em;color:#666">vs {ref["label"] if ref else "the best lap, once driven"}</div>'
+            f'<div class="f1twin-line-delta" style="font-size:0.8em;color:#666">{("at the line: " + at) if at else ""}</div></div>')
+
+# %% ../nbs/21a_frame.ipynb #48ca1c04
+SHIFT_FROM, SHIFT_AT, SHIFT_LIGHTS = 0.82, 0.97, 10
+_LED = ['#2bb673'] * 4 + ['#e0b400'] * 3 + ['#d63b3b'] * 3
+
+def shift_lights(rpm, limit) -> int:
+    "How many of the shift lights are lit at `rpm` for an engine whose maximum is `limit`; SHIFT_LIGHTS + 1: shift now."
+    if rpm is None or not limit: return 0
+    if rpm >= SHIFT_AT * limit: return SHIFT_LIGHTS + 1
+    return max(0, min(SHIFT_LIGHTS, math.ceil((rpm - SHIFT_FROM * limit) / ((SHIFT_AT - SHIFT_FROM) * limit) * SHIFT_LIGHTS)))
+
+def shift_light_html(snap: dict | None) -> str:
+    "The shift light as HTML: lights lit from 82 % of the maximum rpm, all blue from 97 %."
+    rpm, limit = (snap or {}).get('rpm'), (snap or {}).get('rpm_limit')
+    n = shift_lights(rpm, limit)
+    leds = ''.join(f'<span class="f1twin-shift-led" data-on="{int(n > i)}" style="display:inline-block;width:18px;height:18px;'
+                   f'border-radius:50%;margin:0 2px;background:{"#2f6bff" if n > SHIFT_LIGHTS else _LED[i] if n > i else "#3a3a3a"}"></span>'
+                   for i in range(SHIFT_LIGHTS))
+    src = 'max rpm' if (snap or {}).get('rpm_limit_known') else 'highest rpm seen'
+    note = f'shift at {SHIFT_AT * limit:,.0f} ({src} {limit:,.0f})' if limit else 'no rpm yet'
+    return (f'<div class="f1twin-shift" data-lit="{n}" style="background:#111;padding:8px 10px;border-radius:6px;'
+            f'white-space:nowrap">{leds}<div style="font-size:11px;color:#aaa;margin-top:4px">{note}</div></div>')
 
 # %% ../nbs/21a_frame.ipynb #19850b87
 SEVERITY_COLOURS = {'critical': RED, 'warning': YELLOW, 'info': '#6c757d'}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_kafka_conn.ipynb #cc7dd993
 from __future__ import annotations
-import logging, os, re, socket
+import itertools, logging, os, re, socket, threading
 from collections import deque
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -193,13 +193,23 @@ def _reachable(settings, timeout: float = 1.0) -> bool:
     return False
 
 # %% ../nbs/08_kafka_conn.ipynb #037a4263
+_REFUSED = re.compile(r'SaslAuthenticationFailed|Authentication failed|UnsupportedSaslMechanism|IllegalSaslState|'
+                      r'certificate verify failed|Handshake failed|\[SSL')  # what retrying will not change
+
 class _KafkaLog(logging.Handler):
-    "Collects what kafka-python logs (warnings and errors) while a client connects: why a login failed is only there."
-    def __init__(self):
+    """Collects what kafka-python logs (warnings and errors) from the given threads while a client connects: why a login
+    failed is only there."""
+    def __init__(self, threads=None):
         super().__init__(logging.WARNING)
         self.lines: deque = deque(maxlen=200)
+        self.threads = set(threads) if threads is not None else None  # None: every thread's
+        self.wake = threading.Event()  # set at a refusal retrying will not change (or by whoever waits for the client)
     def emit(self, record):
-        try: self.lines.append(record.getMessage())
+        if self.threads is not None and record.threadName not in self.threads: return
+        try:
+            line = record.getMessage()
+            self.lines.append(line)
+            if _REFUSED.search(line): self.wake.set()
         except Exception: pass
     def __enter__(self): logging.getLogger('kafka').addHandler(self); return self
     def __exit__(self, *exc): logging.getLogger('kafka').removeHandler(self)
@@ -224,14 +234,44 @@ def _failure(settings: KafkaSettings, e: Exception, logged) -> StreamError:
         if m: return KafkaAuthError(f'{where} ' + why.format(*(g.strip() for g in m.groups()), **names))
     if 'socket disconnected' in text and settings.protocol.startswith('SASL'):
         return KafkaAuthError(f"{where} closed the connection during the login of {names['user']} ({names['login']}): "
-                              f'wrong username or password, or not a {settings.protocol} listener?')
+                              f'wrong username or password, a SASL mechanism it does not accept, or not a {settings.protocol} '
+                              'listener?')
     if 'socket disconnected' in text:
         return KafkaAuthError(f'{where} closed the connection at once: does this listener need TLS or SASL '
                               f'(security protocol {settings.protocol})?')
     return StreamError(f'Kafka at {settings} does not answer ({type(e).__name__}: {e})')
 
-def _open(client_cls, settings: KafkaSettings, **options):
-    "A connected kafka-python client; StreamError if it cannot connect (KafkaAuthError if its security was refused)."
-    with _KafkaLog() as log:
-        try: return client_cls(**_client_config(settings, client_cls, **options))
-        except Exception as e: raise _failure(settings, e, log.lines) from None
+_GIVING_UP: set[str] = set()  # client ids of refused clients whose kafka-python threads still retry
+_CONNECTING = itertools.count(1)
+
+def _free_client_id(client_id: str) -> str:
+    "`client_id`, or `client_id-N` while a refused client of that id still retries (its log is told apart by thread)."
+    n, out = 1, client_id
+    while out in _GIVING_UP: n += 1; out = f'{client_id}-{n}'
+    return out
+
+def _open(client_cls, settings: KafkaSettings, client_id: str = 'f1twin', **options):
+    """A connected kafka-python client; StreamError if it cannot connect (KafkaAuthError if its security was refused,
+    at the first refusal: kafka-python retries a wrong password until its timeout, in a thread left to give up)."""
+    lock, done, cid = threading.Lock(), {}, _free_client_id(client_id)
+    config = _client_config(settings, client_cls, client_id=cid, **options)
+    maker = f'f1twin-connect-{next(_CONNECTING)}'
+    with _KafkaLog(threads=(maker, f'kafka-io-{cid}')) as log:  # the thread making it, or kafka-python's I/O thread
+        def make():
+            try: client, error = client_cls(**config), None
+            except Exception as e: client, error = None, e
+            with lock:
+                done.update(client=client, error=error)
+                if done.get('abandoned'):
+                    _GIVING_UP.discard(cid)
+                    if client is not None: client.close()
+            log.wake.set()
+        threading.Thread(target=make, name=maker, daemon=True).start()
+        log.wake.wait()
+        with lock:
+            if 'error' not in done:  # refused, and kafka-python still retrying: say so now
+                done['abandoned'] = True
+                _GIVING_UP.add(cid)
+                raise _failure(settings, ConnectionRefusedError('refused at login'), log.lines)
+        if done['error'] is not None: raise _failure(settings, done['error'], log.lines) from None
+        return done['client']

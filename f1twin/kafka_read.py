@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_kafka_read.ipynb #1b89d67a
 from __future__ import annotations
-import math, threading, time
+import math, threading, time, warnings
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 import numpy as np
@@ -188,18 +188,30 @@ class TopicReader:
     @property
     def invalid(self) -> dict: return self._taken.invalid  # invalid messages skipped, by (topic, field)
 
-    def messages(self, idle_timeout_s: float | None = None, max_messages: int | None = None) -> Iterator[dict]:
-        "Yield messages as they come; stop after `idle_timeout_s` without any, or after `max_messages`."
-        n, last = 0, time.monotonic()
+    def messages(self, idle_timeout_s: float | None = None, max_messages: int | None = None,
+                 to_end: bool = False) -> Iterator[dict]:
+        """Yield messages as they come; stop after `idle_timeout_s` without any, after `max_messages`, or (`to_end`)
+        once every partition is read up to where it ended when reading began (what was there, not what comes)."""
+        n, last, ends = 0, time.monotonic(), self._ends() if to_end else None
         while not self._closed:
             seen = self._received
-            batch = self.poll(500, timeout_ms=100)
+            batch = self.poll(5000 if to_end else 500, timeout_ms=100)
             if self._received != seen: last = time.monotonic()  # reading through other cars' messages is not idle
             elif idle_timeout_s is not None and time.monotonic() - last >= idle_timeout_s: return
             for m in batch:
                 yield m
                 n += 1
                 if max_messages is not None and n >= max_messages: return
+            if ends is not None and not batch and self._read_to(ends): return
+
+    def _ends(self) -> dict:
+        "Where each assigned partition ends now."
+        try: return self._consumer.end_offsets(list(self._consumer.assignment()))
+        except Exception as e: raise StreamError(f'Kafka at {self.settings}: cannot read where the topics end ({e})') from None
+
+    def _read_to(self, ends: dict) -> bool:
+        "Every partition read up to `ends`."
+        return all(self._consumer.position(tp) >= off for tp, off in ends.items())
 
     def __iter__(self): return self.messages()
 
@@ -268,7 +280,8 @@ def session_from_topics(bootstrap, session_id: str | None = None, *, car_id: str
     topics = [TELEMETRY_BATCH.name, TELEMETRY_LIVE.name, SECTOR_TIMES.name]
     with TopicReader(settings, topics, start=since if since is not None else 'earliest', car_id=car_id,
                      session_id=session_id) as reader:
-        msgs = [m for m in reader.messages(idle_timeout_s=idle_timeout_s) if until_ms is None or m['_timestamp_ms'] <= until_ms]
+        msgs = [m for m in reader.messages(idle_timeout_s=idle_timeout_s, to_end=True)
+                if until_ms is None or m['_timestamp_ms'] <= until_ms]
     of = lambda topic: [m for m in msgs if m['_topic'] == topic]
     live, batches = of(TELEMETRY_LIVE.name), of(TELEMETRY_BATCH.name)
     what = f'session {session_id!r}' if session_id else f'car {car_id or "(any)"} from {since}' + (f' to {until}' if until is not None else '')
@@ -277,5 +290,12 @@ def session_from_topics(bootstrap, session_id: str | None = None, *, car_id: str
     if session_id is None:  # a time range: the session most of it belongs to
         session_id = pd.Series([m['session_id'] for m in batches or live]).mode().iloc[0]
         live, batches = ([m for m in ms if m['session_id'] == session_id] for ms in (live, batches))
-    sector_msgs = [m for m in of(SECTOR_TIMES.name) if m.get('session_id') == session_id]
+    cars = pd.Series([m['car_id'] for m in batches or live])
+    if car_id is None and cars.nunique() > 1:  # one session id sent by several rigs: never mix their samples
+        car_id = str(cars.mode().iloc[0])
+        warnings.warn(f'session {session_id!r} was sent by {cars.nunique()} cars ({", ".join(sorted(cars.unique()))}); '
+                      f'read back: {car_id!r} (give car_id= to choose)', stacklevel=2)
+        live, batches = ([m for m in ms if m['car_id'] == car_id] for ms in (live, batches))
+    sector_msgs = [m for m in of(SECTOR_TIMES.name) if m.get('session_id') == session_id
+                   and (car_id is None or m.get('car_id', car_id) == car_id)]
     return _session_frame(_live_frame(live, batches), sector_msgs, f'kafka:{settings.bootstrap}', car_id)

@@ -12,13 +12,14 @@ from .schema import F1twinError, TELEMETRY_LIVE, ANOMALY_DETECTION
 from .circuit import Orientation, fit_orientation, track_marks
 from .panel import LiveError, PanelModel as _PanelModel, PANEL_TOPICS
 from .frame import (METRICS, GREEN, YELLOW, RED, display_numbers, metric_values as _metric_values, metric_html,
-                          sector_table_html as _sector_table_html, alerts_html)
+                          sector_table_html as _sector_table_html, alerts_html, delta_bar_html, predicted_html,
+                          splits_html, shift_light_html)
+from .figures import quiet_figure, frame_clock, map_figure, gauges_figure, series_figure, NO_G_TEXT, G_TITLES
 
 _log = logging.getLogger('f1twin.live')
 
 # %% auto #0
-__all__ = ['NO_G_TEXT', 'G_TITLES', 'ALERT_BATCH', 'quiet_figure', 'frame_clock', 'map_figure', 'gauges_figure', 'series_figure',
-           'status_html', 'LivePanel', 'with_alerts']
+__all__ = ['ALERT_BATCH', 'status_html', 'LivePanel', 'with_alerts']
 
 # %% ../nbs/22_live.ipynb #231c331b
 _MOVED = {'CarState': 'f1twin.panel', 'PanelModel': 'f1twin.panel', 'metric_values': 'f1twin.frame',
@@ -31,89 +32,6 @@ def __getattr__(name):
         warnings.warn(f'f1twin.live.{name} moved to {_MOVED[name]}.{name}', DeprecationWarning, stacklevel=2)
         return getattr(importlib.import_module(_MOVED[name]), name)
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-# %% ../nbs/22_live.ipynb #084b2fcf
-def quiet_figure(fig):
-    "`fig` (a FigureWidget) with plotly.py's handlers of the browser's trace/layout deltas removed (they strip set properties)."
-    from plotly.basewidget import BaseFigureWidget
-    for name in ('traceDeltas', 'layoutDelta'):
-        try: fig.unobserve(getattr(BaseFigureWidget, f'_handler_js2py_{name}'), names=f'_js2py_{name}')
-        except (AttributeError, ValueError): pass  # another plotly version: nothing to remove
-    return fig
-
-_CLOCK_ESM = '''
-export default {
-  initialize({ model }) {
-    model.on('change:frame', () => { model.set('seen', model.get('frame')); model.save_changes(); });
-  },
-  render({ el }) {},
-};
-'''
-_clock_class = None
-
-def frame_clock():
-    "A `FrameClock` widget: the browser sets its `seen` to each `frame` once it has handled the messages before it."
-    global _clock_class
-    if _clock_class is None:
-        import anywidget, traitlets
-        class FrameClock(anywidget.AnyWidget):
-            "Frames sent by the kernel (`frame`) and handled by the browser (`seen`)."
-            _esm = _CLOCK_ESM
-            frame = traitlets.Int(0).tag(sync=True)
-            seen = traitlets.Int(0).tag(sync=True)
-        _clock_class = FrameClock
-    return _clock_class()
-
-# %% ../nbs/22_live.ipynb #1ca1b64c
-def map_figure():
-    "The circuit map: outline (trace 0), trail coloured by speed (1), the car (2), line and sector marks (3)."
-    import plotly.graph_objects as go
-    return quiet_figure(go.FigureWidget(data=[
-        go.Scatter(x=[], y=[], mode='lines', line=dict(color='#c8c8c8', width=6), hoverinfo='skip', name='track'),
-        go.Scatter(x=[], y=[], mode='markers', name='speed', hoverinfo='skip',
-                   marker=dict(size=5, color=[], colorscale='Turbo', cmin=0, cmax=300,
-                               colorbar=dict(title=dict(text='km/h'), thickness=10, len=0.8))),
-        go.Scatter(x=[], y=[], mode='markers', name='car', marker=dict(size=16, color='#e10600', line=dict(color='white', width=2))),
-        go.Scatter(x=[], y=[], mode='markers+text', name='marks', text=[], textposition='top center', hoverinfo='skip',
-                   marker=dict(size=7, color='black', symbol='line-ns', line=dict(width=2))),
-    ], layout=go.Layout(height=440, width=640, margin=dict(l=10, r=70, t=30, b=10), showlegend=False,
-                        title=dict(text='Circuit', x=0.02), xaxis=dict(visible=False),
-                        yaxis=dict(visible=False, scaleanchor='x', scaleratio=1), plot_bgcolor='white', uirevision='map')))
-
-def gauges_figure():
-    "RPM and speed gauges (traces 0, 1) and the gear (annotation 0): given the number row's own whole numbers."
-    import plotly.graph_objects as go
-    gauge = lambda title, y, top, color: go.Indicator(
-        mode='gauge+number', value=0, title=dict(text=title, font=dict(size=14)), number=dict(valueformat='d'),
-        domain=dict(x=[0, 1], y=y), gauge=dict(axis=dict(range=[0, top]), bar=dict(color=color)))
-    fig = quiet_figure(go.FigureWidget(data=[gauge('RPM', [0.64, 0.97], 12000, '#e10600'), gauge('km/h', [0.22, 0.55], 350, '#1f77b4')],
-                                       layout=go.Layout(height=440, width=300, margin=dict(l=30, r=30, t=30, b=10))))
-    fig.add_annotation(text='-', x=0.5, y=0.02, xref='paper', yref='paper', showarrow=False, font=dict(size=40))
-    fig.add_annotation(text='Gear', x=0.5, y=0.16, xref='paper', yref='paper', showarrow=False, font=dict(size=14))
-    return fig
-
-# %% ../nbs/22_live.ipynb #1eb66009
-NO_G_TEXT = 'no G-force channels in this source'
-G_TITLES = {True: 'Steering and G-forces', False: f'Steering <span style="font-size:12px;color:#888">({NO_G_TEXT})</span>'}
-
-def series_figure(window_s: float):
-    "Speed/throttle/brake (traces 0-2) and steering in degrees/G lat/G lon (3-5) over the last `window_s` seconds."
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-    fig = make_subplots(rows=1, cols=2, specs=[[{'secondary_y': True}, {'secondary_y': True}]],
-                        subplot_titles=('Speed, throttle and brake', G_TITLES[True]), horizontal_spacing=0.16)
-    for name, color, width, col, second in (('speed', '#1f77b4', 2, 1, False), ('throttle', '#2bb673', 1, 1, True),
-                                            ('brake', '#d63b3b', 1, 1, True), ('steering', '#555', 2, 2, False),
-                                            ('G lat', '#ff7f0e', 1, 2, True), ('G lon', '#9467bd', 1, 2, True)):
-        fig.add_trace(go.Scatter(x=[], y=[], name=name, line=dict(color=color, width=width)), 1, col, secondary_y=second)
-    fig.update_xaxes(range=[-window_s, 0], title_text='s')
-    fig.update_yaxes(range=[0, 360], title_text='km/h', row=1, col=1, secondary_y=False)
-    fig.update_yaxes(range=[0, 1.05], showgrid=False, row=1, col=1, secondary_y=True)
-    fig.update_yaxes(title_text='steering (°)', ticksuffix='°', row=1, col=2, secondary_y=False)
-    fig.update_yaxes(title_text='g', range=[-5, 5], showgrid=False, row=1, col=2, secondary_y=True)
-    fig.update_layout(height=280, width=940, margin=dict(l=50, r=50, t=40, b=40), legend=dict(orientation='h', y=-0.25),
-                      uirevision='series')
-    return quiet_figure(go.FigureWidget(fig))
 
 # %% ../nbs/22_live.ipynb #422e8a03
 def _counts_text(label: str, total: int, by: dict) -> str:
@@ -203,15 +121,23 @@ def _build(self: LivePanel):
     self._clock = frame_clock()
     self._sectors = w.HTML(_sector_table_html(None))
     self._alerts = w.HTML(alerts_html(None), layout=w.Layout(margin='0 0 0 24px'))
+    self._delta_bar = w.HTML(delta_bar_html(None), layout=w.Layout(width='100%'))
+    self._predicted = w.HTML(predicted_html(None), layout=w.Layout(flex='1 1 auto', min_width='220px'))
+    self._splits, self._shift = w.HTML(splits_html(None)), w.HTML(shift_light_html(None))
+    box = lambda fig, **kw: w.VBox([fig], layout=w.Layout(min_width='0', **kw))  # a figure takes its box's width
     for wdg, cls in ((self._status, 'status'), (self._start_btn, 'start'), (self._stop_btn, 'stop'), (self._car, 'car'),
                      (self._map, 'map'), (self._gauges, 'gauges'), (self._series, 'series'), (self._sectors, 'sectors'),
-                     (self._alerts, 'alerts-box')):
+                     (self._alerts, 'alerts-box'), (self._delta_bar, 'delta-box'), (self._predicted, 'predicted-box'),
+                     (self._splits, 'splits-box'), (self._shift, 'shift-box')):
         wdg.add_class(f'f1twin-{cls}')
     title = w.HTML('<b style="font-size:1.2em;white-space:nowrap">f1twin live</b>', layout=w.Layout(margin='0 16px 0 0'))
+    row = lambda items, **kw: w.HBox(items, layout=w.Layout(**{'width': '100%', 'align_items': 'center', **kw}))
     self._root = w.VBox([
-        w.HBox([title, self._start_btn, self._stop_btn, self._car, self._status], layout=w.Layout(align_items='center')),
-        w.HBox(list(self._metrics.values()), layout=w.Layout(flex_flow='row wrap')),
-        w.HBox([self._map, self._gauges]), self._series, w.HBox([self._sectors, self._alerts]), self._clock])
+        row([title, self._start_btn, self._stop_btn, self._car, self._status]), self._delta_bar,
+        row([self._predicted, self._splits, self._shift], justify_content='space-between', grid_gap='16px', margin='6px 0'),
+        row(list(self._metrics.values()), flex_flow='row wrap'), row([box(self._map, flex='1 1 0%'), self._gauges], align_items='stretch'),
+        box(self._series, width='100%'), row([self._sectors, self._alerts], align_items='flex-start'), self._clock],
+        layout=w.Layout(width='100%'))
     self._root.add_class('f1twin-panel')
 
 @patch
@@ -315,6 +241,13 @@ def _draw_series(self: LivePanel, snap: dict):
 
 # %% ../nbs/22_live.ipynb #58d5c88b
 @patch
+def _draw_driver(self: LivePanel, snap: dict):
+    "What the driver's engineer watches: the delta bar, the predicted lap and reference, the splits, the shift light."
+    for wdg, html in ((self._delta_bar, delta_bar_html(snap)), (self._predicted, predicted_html(snap)),
+                      (self._splits, splits_html(snap)), (self._shift, shift_light_html(snap))):
+        if wdg.value != html: wdg.value = html  # unchanged: no widget message
+
+@patch
 def _sync_cars(self: LivePanel, keys, selected):
     "The car selector: the keys heard, shown only when there is a choice to make."
     self._car.layout.display = None if len(keys) > 1 else 'none'
@@ -354,6 +287,7 @@ def redraw(self: LivePanel, force: bool = False) -> bool:
         self._draw_series(snap)
         self._sectors.value = _sector_table_html(snap)
         self._alerts.value = alerts_html(snap)
+        self._draw_driver(snap)
         self._clock.frame += 1  # after every update of the frame: seen, they have all been handled
         self._sent_at = time.monotonic()
         self.frames += 1
@@ -458,6 +392,13 @@ def with_alerts(publish):
     return send
 
 # %% ../nbs/22_live.ipynb #4ffced8e
+def _reference_for(reference, session):
+    "The `RefLap` of `reference`; a library's best lap of the track and car `session` (a frame) was driven on."
+    from f1twin.reference import reference_lap
+    meta = getattr(session, 'attrs', {}).get('f1twin', {}) if session is not None else {}
+    if hasattr(reference, 'best_lap'): return reference_lap(reference, track=meta.get('track'), car=meta.get('car') or None)
+    return reference_lap(reference)
+
 @patch(cls_method=True)
 def from_file(cls: LivePanel, path_or_df, *, speed: float = 1.0, car_id: str | None = None,
               live_hz: float | None = None, alerts: bool = True, **kw) -> LivePanel:
@@ -469,6 +410,7 @@ def from_file(cls: LivePanel, path_or_df, *, speed: float = 1.0, car_id: str | N
     name = (os.path.basename(str(path_or_df)) if not hasattr(path_or_df, 'columns')
             else df.attrs.get('f1twin', {}).get('session_id', 'session'))
     kw.setdefault('track', df)
+    if kw.get('reference') is not None: kw['reference'] = _reference_for(kw['reference'], df)
     make = lambda: file_feed(df, speed=speed, car_id=car_id, live_hz=live_hz, wrap=with_alerts if alerts else None)
     return cls(make, source=f'file {name} x{speed:g}', **kw)
 
@@ -480,6 +422,7 @@ def from_kafka(cls: LivePanel, bootstrap, *, car_id: str | None = None, start='l
     if isinstance(track, (str, os.PathLike)):
         from f1twin.io import load_session
         track = load_session(track)  # a bad path fails here, before any connection
+    if kw.get('reference') is not None: kw['reference'] = _reference_for(kw['reference'], track)
     reader = TopicReader(bootstrap, list(PANEL_TOPICS), start=start, car_id=car_id, security=security, client_id='f1twin-live')
     try: return cls(reader, car_id=car_id, source=f'Kafka {bootstrap}', track=track, **kw)
     except BaseException: reader.close(); raise

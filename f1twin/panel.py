@@ -11,6 +11,7 @@ from .schema import F1twinError, TELEMETRY_LIVE, TELEMETRY_BATCH, LAP_EVENTS, SE
 from .messages import StreamError, batch_samples
 from .laprules import LapRule, LapStep, format_lap_time
 from .checks import EventCheck, TOPIC_NAMES, check_fields, key_mismatch
+from .reference import RefLap, reference_lap, ref_view
 
 
 _log = logging.getLogger('f1twin.panel')
@@ -31,8 +32,10 @@ class CarState:
     "What the panel knows about one car in one session (one Kafka key); every buffer is bounded."
     def __init__(self, key: str, *, trail_points: int = 1500, trail_step_m: float = 4.0, series_points: int = 600,
                  window_s: float = 30.0, laps_kept: int = 30, trace_step_m: float = 2.0, trace_points: int = 8000,
-                 outline_points: int = 4000, ignored: dict | None = None):
+                 outline_points: int = 4000, ignored: dict | None = None, reference: RefLap | None = None,
+                 max_rpm: float | None = None):
         self.key = key
+        self.given_ref, self.max_rpm = reference, max_rpm  # the reference chosen at start; the car's max rpm if known
         self.car_id, _, self.session_id = key.partition('/')
         self.trail_step_m, self.series_dt, self.laps_kept = trail_step_m, window_s / series_points, laps_kept
         self.trace_step_m, self.trace_points = trace_step_m, trace_points
@@ -54,13 +57,16 @@ class CarState:
         self.best_sectors: dict = {}  # sector -> ms
         self.completed = 0  # laps completed in the session, as the telemetry counts them
         self.last_lap = self.best_lap = None  # (lap number, ms); the best's number is None when only the game's is known
-        self.ref: tuple | None = None  # best lap seen whole: (distances, lap clock ms, lap number, lap ms)
+        self.ref: RefLap | None = self.given_ref  # the reference given, or the best lap seen whole if faster
+        self.line_delta = None  # the delta at the last timing line: (lap, sector ended or None for the lap, s)
+        self.split_now, self.split_last = {}, {}  # sector -> its time minus the reference's (s): this lap, the last
         self.rpm_max = self.speed_max = 0.0
         self.has_g = False  # the source sends G-forces
         self._rule = LapRule()
         self._clock = self._line_m = self._trail_xz = self._series_t = self._lap_now = None
         self._whole = False  # the lap in progress was seen from the line
         self._td, self._tt = [0.0], [0.0]  # the lap in progress: distance from the line, lap clock
+        self._lines, self._sync, self._crossings = ([0.0], [0.0]), (0.0, 0.0), []  # lines passed (m, ms); see `_cross`
 
     def __repr__(self):
         best = format_lap_time(self.best_lap[1]) if self.best_lap else '-'
@@ -114,6 +120,8 @@ def telemetry(self: CarState, m: dict):
     speed, rpm = m.get('speed_kmh'), m.get('rpm')
     if speed is not None and speed > self.speed_max: self.speed_max = speed
     if rpm is not None and rpm > self.rpm_max: self.rpm_max = rpm
+    top = m.get('max_rpm')  # the static page's, when the feed carries it
+    if type(top) in (int, float) and 1000 <= top <= 30000: self.max_rpm = float(top)
     if not self.has_g and (m.get('g_lat') is not None or m.get('g_lon') is not None): self.has_g = True
     dtot = m.get('distance_total')
     if st is not None: self._lap_progress(m, st, clock, done, dtot, speed)
@@ -134,6 +142,7 @@ def _lap_progress(self: CarState, m: dict, st: LapStep, clock, done, dtot, speed
     if st.sector is not None:
         self.sector_done(st.sector_lap, st.sector, st.sector_ms)
         self.check.game_time(st.sector_lap, st.sector, st.sector_ms)
+        if not st.new_lap: self._crossings.append((st.sector_lap, st.sector, st.sector_ms))
     if st.new_lap:
         self._finish_lap(st.lap_number, st.lap_ms, line)
         self._whole, self._line_m = True, line
@@ -168,35 +177,60 @@ def _use(self: CarState, m: dict, lap, sector):
     else:
         b = m.get('best_sector')
         self.sector_done(lap, sector, m['sector_time_ms'], None if b is None else bool(b))
+        self._crossings.append((lap, sector, m['sector_time_ms']))  # its line, for the delta
     self.version += 1
 
 # %% ../nbs/21_panel.ipynb #d518169f
 @patch
 def _finish_lap(self: CarState, lap, lap_ms, new_line):
-    "The line was crossed: the lap just finished becomes the reference if timed, seen whole and the fastest so."
+    "The line was crossed: the delta there; the lap just finished becomes the reference if timed, seen whole and faster."
+    (ld, lt), ref = self._lines, self.ref
+    if lap_ms is not None and ref is not None:
+        self.line_delta = (lap, None, (lap_ms - ref.lap_ms) / 1000)
+        if len(ref.lines_ms) > 2 and len(lt) == len(ref.lines_ms) - 1:  # every line before the last sector passed
+            self.split_now[len(lt) - 1] = ((lap_ms - lt[-1]) - (ref.lap_ms - ref.lines_ms[-2])) / 1000
     if lap_ms is not None and self._whole:
         d, t = self._td, self._tt
         if self._line_m is not None and new_line is not None and new_line - self._line_m > d[-1]:
             d.append(new_line - self._line_m); t.append(float(lap_ms))
-        if len(d) > 2 and (self.ref is None or lap_ms < self.ref[3]): self.ref = (d, t, lap, lap_ms)
+        if len(d) > 2 and (ref is None or lap_ms < ref.lap_ms):
+            self.ref = RefLap(d, t, lap, float(lap_ms), tuple(ld + [d[-1]]), tuple(lt + [float(lap_ms)]),
+                              f'session best, lap {lap} ({format_lap_time(lap_ms)})', 'session')
+    self.split_last, self.split_now = self.split_now, {}
     self._td, self._tt = [0.0], [0.0]
+    self._lines, self._sync, self._crossings = ([0.0], [0.0]), (0.0, 0.0), []
+
+@patch
+def _cross(self: CarState, lap, sector: int, sector_ms: int, d: float, clock):
+    "Sector `sector` ended in `sector_ms` (the game's time): its line on this lap, the delta there; the delta re-synced."
+    ld, lt = self._lines
+    if sector != len(ld) - 1: return  # a line before it was missed (or it was seen already): no line
+    t = lt[-1] + sector_ms
+    tt, td = self._tt, self._td
+    i = bisect.bisect_right(tt, t)  # where the lap clock read the split: on the lap's trace, or since its last point
+    (t0, d0), (t1, d1) = ((tt[i - 1], td[i - 1]), (tt[i], td[i])) if i < len(tt) else ((tt[-1], td[-1]), (clock, d))
+    ld.append(d1 if t1 <= t0 else d0 + (d1 - d0) * min(max((t - t0) / (t1 - t0), 0.0), 1.0)); lt.append(float(t))
+    ref = self.ref
+    if ref is not None and sector + 1 < len(ref.lines_m) - 1:
+        self._sync = (ld[-1], ref.lines_m[sector + 1])
+        self.line_delta = (lap, sector, (t - ref.lines_ms[sector + 1]) / 1000)
+        self.split_now[sector] = (sector_ms - (ref.lines_ms[sector + 1] - ref.lines_ms[sector])) / 1000
 
 @patch
 def _delta(self: CarState, d, clock, dtot) -> float | None:
-    "Grow the lap's (distance, time) trace; the delta (s) to the reference at distance `d` (None without one)."
-    if d is None and self._line_m is not None and dtot is not None: d = dtot - self._line_m
-    if not self._whole or d is None or clock is None: return None
+    "Grow the lap's (distance, time) trace and timing lines; the delta (s) to the reference here (None without one)."
+    if self._line_m is not None and dtot is not None: d = dtot - self._line_m  # measured as the reference was
+    if not self._whole or d is None or clock is None: self._crossings.clear(); return None
+    for lap, sector, ms in self._crossings:
+        if lap == self._lap_now: self._cross(lap, sector, ms, d, clock)
+    self._crossings.clear()
     td = self._td
     if d >= td[-1] + self.trace_step_m:
         if len(td) < self.trace_points: td.append(d); self._tt.append(clock)
         else: self._whole = False; self._td, self._tt = [0.0], [0.0]  # a lap too long to keep: not a reference
     if self.ref is None: return None
-    rd, rt = self.ref[0], self.ref[1]
-    i = bisect.bisect_right(rd, d)
-    if i >= len(rd): tr = rt[-1]
-    elif i == 0: tr = rt[0]
-    else: tr = rt[i - 1] + (rt[i] - rt[i - 1]) * (d - rd[i - 1]) / (rd[i] - rd[i - 1])
-    return (clock - tr) / 1000
+    own, at = self._sync
+    return (clock - self.ref.at(at + d - own)) / 1000
 
 # %% ../nbs/21_panel.ipynb #a2e4bb59
 @patch
@@ -238,16 +272,21 @@ def _series_point(self: CarState, m: dict, st: LapStep | None):
 class PanelModel:
     "What the live panel shows, built from message batches; pure Python, thread-safe, bounded memory."
     def __init__(self, *, window_s: float = 30.0, trail_points: int = 1500, trail_step_m: float = 4.0,
-                 series_points: int = 600, laps_kept: int = 30, max_cars: int = 32, car_id: str | None = None):
+                 series_points: int = 600, laps_kept: int = 30, max_cars: int = 32, car_id: str | None = None,
+                 reference=None, max_rpm: float | None = None):
         for name, v in (('trail_points', trail_points), ('series_points', series_points), ('laps_kept', laps_kept),
                         ('max_cars', max_cars)):
             if type(v) is not int or v < 1: raise LiveError(f'{name} must be a whole number >= 1, got {v!r}')
         for name, v in (('window_s', window_s), ('trail_step_m', trail_step_m)):
             if not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)):
                 raise LiveError(f'{name} must be a positive number, got {v!r}')
+        if max_rpm is not None and not (type(max_rpm) in (int, float) and 1000 <= max_rpm <= 30000):
+            raise LiveError(f'max_rpm must be the engine\'s maximum rpm (1000 to 30000), got {max_rpm!r}')
         self.window_s, self.car_id, self.max_cars = float(window_s), car_id, max_cars
+        self.reference = None if reference is None else reference_lap(reference)  # the delta's reference at start
         self._car_cfg = dict(trail_points=trail_points, trail_step_m=trail_step_m, series_points=series_points,
-                             window_s=float(window_s), laps_kept=laps_kept)
+                             window_s=float(window_s), laps_kept=laps_kept, reference=self.reference,
+                             max_rpm=None if max_rpm is None else float(max_rpm))
         self.lock = threading.RLock()
         self.reset()
 
@@ -313,6 +352,17 @@ def select(self: PanelModel, key: str | None):
 def car(self: PanelModel, key: str | None = None) -> CarState | None:
     "The state of `key` (default: the selected one), None if not heard."
     with self.lock: return self.cars.get(key if key is not None else self.selected)
+
+@patch
+def set_reference(self: PanelModel, reference):
+    "Measure the delta against `reference` (anything `reference.reference_lap` takes) from now on; a faster session best stays."
+    r = reference_lap(reference)
+    with self.lock:
+        self.reference = self._car_cfg['reference'] = r
+        for c in self.cars.values():
+            c.given_ref = r
+            if c.ref is None or c.ref.kind != 'session' or r.lap_ms < c.ref.lap_ms: c.ref, c.version = r, c.version + 1
+        self.version += 1
 
 # %% ../nbs/21_panel.ipynb #7acea7a7
 _LIVE, _LAPS, _SECTORS, _STATS = TELEMETRY_LIVE.name, LAP_EVENTS.name, SECTOR_TIMES.name, SESSION_STATS.name
@@ -466,7 +516,7 @@ def snapshot(self: PanelModel, key: str | None = None) -> dict | None:
             'throttle': m.get('throttle'), 'brake': m.get('brake'), 'x': m.get('car_x'), 'z': m.get('car_z'),
             'sector': m.get('sector'), 'lap': int(done if done is not None else c.completed) + 1, 'laps': c.completed,
             'lap_time_ms': m.get('current_lap_time_ms'), 'last_lap': c.last_lap, 'best_lap': c.best_lap,
-            'delta_s': c.delta_s, 'delta_ref': None if c.ref is None else (c.ref[2], c.ref[3]),
+            'delta_s': c.delta_s, 'delta_ref': None if c.ref is None else (c.ref.lap, c.ref.lap_ms), **ref_view(c),
             'in_pit_lane': bool(m.get('in_pit_lane') or False), 'rpm_max': c.rpm_max, 'speed_max': c.speed_max,
             'has_g': c.has_g, 'trail': {'x': trail[0], 'z': trail[1], 'speed_kmh': trail[2]},
             'outline': (list(c.outline[0]), list(c.outline[1])), 'outline_closed': c.outline_closed,

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 import jinja2
-import nbformat
 import numpy as np
 import pandas as pd
 import plotly.io as pio
@@ -42,6 +41,7 @@ def _has_parameters_cell(nb) -> bool:
 
 def load_template(path=None) -> nbformat.NotebookNode:
     "The report template (f1twin's own unless `path`), checked: a notebook with a cell tagged `parameters`."
+    import nbformat  # not at the top: the report's kernel imports this module and never needs nbformat (2 s of imports)
     path = Path(path) if path is not None else templates_dir() / 'report.ipynb'
     if not path.is_file(): raise ReportError(f'{path}: no such template notebook; {_EXPECTED}')
     try: nb = nbformat.read(path, as_version=4)
@@ -334,20 +334,38 @@ def _report_params(session, **kw) -> dict:
         kw['ref_session'] = f'{Path(path).resolve()}:{lap}' if path else kw['ref_session']
     return {'session': str(Path(session).resolve()) if session is not None else None, **kw}
 
+# plotly's fig.show() imports nbformat, hence jsonschema, which loads rfc3987_syntax when it is installed (JupyterLab
+# brings it) to check the 'iri' format: it builds 39 grammars, 2 s at each kernel start (python-jsonschema/jsonschema
+# issue 1428). A report validates no IRI: its kernel, and only its kernel, goes without (jsonschema skips that check).
+_KERNEL_START = "__import__('sys').modules.setdefault('rfc3987_syntax', None)"
+
 def _run_template(nb, params: dict, tmp: Path, name: str, timeout: float, what) -> Path:
     "Execute the template with papermill; a bad session or lap is one clear ReportError, any other failure names its cell."
-    import papermill as pm
+    import nbformat, papermill as pm
     source, executed = tmp / 'template.ipynb', tmp / f'{name}.ipynb'
     nbformat.write(nb, source)
-    try:
+    try:  # saved once at the end, not before and after every cell (each save validates the whole notebook)
         pm.execute_notebook(str(source), str(executed), parameters=params, kernel_name=_kernel_name(),
                             progress_bar=False, log_output=False, execution_timeout=timeout, cwd=str(tmp),
+                            request_save_on_cell_execute=False, shutdown_kernel='immediate',  # nothing to clean up: 1 s
                             # the kernel's own start-up warnings (plain TCP on localhost) are noise in a report run
-                            extra_arguments=['--IPKernelApp.log_level=ERROR'])
+                            extra_arguments=['--IPKernelApp.log_level=ERROR', f'--IPKernelApp.exec_lines={_KERNEL_START}'])
     except pm.PapermillExecutionError as e:
         if e.ename in _INPUT_ERRORS: raise ReportError(f'{what}: {e.evalue}') from None
         raise ReportError(f"{what}: the report failed in its cell {e.exec_count}: {e.ename}: {e.evalue}") from None
     return executed
+
+def _html_warm_up(tmp: Path):
+    "Convert a one-cell notebook in a thread: nbconvert's first page (imports, templates: 1-2 s) overlaps the kernel's run."
+    import nbformat, threading
+    path = tmp / 'warm-up.ipynb'
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('## warm-up')]), path)
+    def convert():
+        try: report_html(path)
+        except Exception: pass  # the report's own conversion says what is wrong
+    warm = threading.Thread(target=convert, name='f1twin-report-html-warm-up', daemon=True)
+    warm.start()
+    return warm
 
 def make_report(session=None, out_dir='reports', *, ref_lap: int | None = None, ref: str | None = None, compare=None,
                 library=None, kafka: str | None = None, session_id: str | None = None, car_id: str | None = None,
@@ -362,8 +380,10 @@ def make_report(session=None, out_dir='reports', *, ref_lap: int | None = None, 
     params = _report_params(session, ref_lap=ref_lap, ref_session=ref, compare=compare, library=library, kafka=kafka,
                             session_id=session_id, car_id=car_id, since=since, until=until, title=title)
     with tempfile.TemporaryDirectory(prefix='f1twin-report-') as tmp:
+        warm = _html_warm_up(Path(tmp))
         t0 = time.perf_counter()
-        executed = _run_template(nb, params, Path(tmp), name, timeout, session or session_id)
+        try: executed = _run_template(nb, params, Path(tmp), name, timeout, session or session_id)
+        finally: warm.join()
         t1 = time.perf_counter()
         page = Path(tmp) / f'{name}.html'
         page.write_text(report_html(executed), encoding='utf-8')

@@ -7,6 +7,7 @@ chart says the bundled CSV has no G channels; after Stop, the number row and the
 Screenshots go to tests/artifacts/ (git-ignored). Needs /usr/bin/chromium (`make browser-deps` installs it); the
 test fails, never skips, without it.
 """
+import re
 import time
 
 import pytest
@@ -52,6 +53,18 @@ READ = """() => {
     steering_ticks: all(series, '.yaxislayer-above .y3tick text'),
     annotations: all(series, '.annotation-text'), legend: all(series, '.legendtext'),
     alerts: all(p, '.f1twin-alert'),
+    bar_sign: (p.querySelector('.f1twin-delta-bar') || {dataset: {}}).dataset.sign || null,
+    bar_fill: (f => f ? getComputedStyle(f).backgroundColor : null)(p.querySelector('.f1twin-delta-fill')),
+    bar_fill_width: (f => f ? f.getBoundingClientRect().width : 0)(p.querySelector('.f1twin-delta-fill')),
+    bar_number: text('.f1twin-delta-number'), bar_height: (b => b ? b.getBoundingClientRect().height : 0)(p.querySelector('.f1twin-delta-bar')),
+    predicted: text('.f1twin-predicted .f1twin-metric-value'), ref: text('.f1twin-ref'),
+    splits: [...p.querySelectorAll('.f1twin-split')].map(e => e.dataset.colour),
+    shift_lit: (e => e ? +e.dataset.lit : null)(p.querySelector('.f1twin-shift')),
+    shift_on: [...p.querySelectorAll('.f1twin-shift-led')].filter(e => e.dataset.on === '1').length,
+    panel_width: p.getBoundingClientRect().width,
+    output_width: (o => o ? o.getBoundingClientRect().width : 0)(p.closest('.jp-OutputArea-output') || p.parentElement),
+    map_width: (m => m ? m.getBoundingClientRect().width : 0)(p.querySelector('.f1twin-map .main-svg')),
+    series_width: (m => m ? m.getBoundingClientRect().width : 0)(p.querySelector('.f1twin-series .main-svg')),
   };
 }"""
 
@@ -100,18 +113,40 @@ def test_live_panel_in_jupyterlab(jupyterlab):
                 if r['delta'] not in (None, '-'): seen['colours'].setdefault(r['delta'][0], (r['delta'], r['delta_color']))
                 # the anomaly monitor's alert, as it happens: the session's data gap in lap 3
                 if any('data gap' in a for a in r['alerts']): seen['alert'] = r['alerts']
-                return all(k in seen for k in ('moving', 'outline', 'no_g', 'steer', 'alert')) and seen['outline'] and \
-                    {'-', '+'} <= set(seen['colours'])
+                # the delta bar (from lap 1: a reference given at start), its colour and number; the predicted lap
+                if r['bar_sign'] in ('gain', 'loss') and r['bar_number'] == r['delta']:
+                    seen.setdefault('bars', {}).setdefault(r['bar_sign'], r)
+                if r['predicted'] not in (None, '-') and r['ref']: seen['predicted'] = r
+                if r['shift_lit'] and r['shift_on'] == min(r['shift_lit'], 10): seen['shift'] = r
+                if len(set(c for c in r['splits'] if c)) >= 2: seen['splits'] = r
+                # every reading's delta is coloured by its sign (checked below); both signs are waited for only until
+                # the alert of lap 3 (how often a slow browser reads lap 2's gain is not this test's business: the
+                # colours of both signs are asserted frame by frame in test_live)
+                both = {'-', '+'} <= set(seen['colours']) and {'gain', 'loss'} <= set(seen.get('bars', {}))
+                return all(k in seen for k in ('moving', 'outline', 'no_g', 'steer', 'alert', 'predicted', 'shift',
+                                                 'splits')) and seen['outline'] and seen['colours'] and seen.get('bars') \
+                    and (both or 'alert' in seen)
             try: poll(page, everything, timeout=150, what='the panel running')
             finally: print(seen)
             page.locator('.f1twin-panel').first.screenshot(path=str(ARTIFACTS / 'live-panel-running.png'))
+            page.screenshot(path=str(ARTIFACTS / 'live-panel-window.png'))
             assert not {'G lat', 'G lon'} & set(seen['no_g']['legend']) and 'steering' in seen['no_g']['legend']
             steer = seen['steer']
             assert 'steering (°)' in steer['axis_titles'] and all(t.endswith('°') for t in steer['steering_ticks'])
             assert not any('rad' in t for t in steer['axis_titles'])
             colours = seen['colours']
-            assert colours['-'][1] == rgb(GREEN) and colours['+'][1] == rgb(RED), colours
+            assert all(c == rgb(GREEN if sign == '-' else RED) for sign, (_, c) in colours.items()), colours
             assert any(a.startswith('info 3:53 lap 3: data gap') for a in seen['alert']), seen['alert']
+            bars = seen['bars']  # issue 12: the delta bar, coloured by the sign of its number, wide and tall
+            if 'gain' in bars: assert bars['gain']['bar_fill'] == rgb(GREEN) and bars['gain']['bar_number'].startswith('-'), bars
+            if 'loss' in bars: assert bars['loss']['bar_fill'] == rgb(RED) and bars['loss']['bar_number'].startswith('+'), bars
+            assert all(b['bar_height'] >= 60 and b['bar_fill_width'] > 0 for b in bars.values())
+            pred = seen['predicted']
+            assert re.fullmatch(r'1:[12]\d\.\d{3}', pred['predicted']) and pred['ref'].startswith('vs '), pred
+            assert seen['shift']['shift_lit'] > 0
+            for r in (seen['predicted'], seen['shift']):  # the whole width of JupyterLab's output area
+                assert r['panel_width'] >= 0.97 * r['output_width'] and r['output_width'] > 900, r
+                assert r['series_width'] >= 0.9 * r['panel_width'] and r['map_width'] >= r['panel_width'] - 420, r
 
             # Stop: the last frame stays; the number row and the gauges show the same instant
             page.locator('.f1twin-panel .f1twin-stop').first.click()

@@ -85,7 +85,7 @@ def test_replay_publishes_the_session_to_kafka(kafka_bootstrap):
     assert r.returncode == 0, r.stderr
     assert 'ac-lap-events 2' in r.stdout and 'pending 0' in r.stdout
     with TopicReader(kafka_bootstrap, ['ac-lap-events', 'ac-telemetry-live'], start='earliest', car_id=car) as reader:
-        got = list(reader.messages(idle_timeout_s=5))
+        got = list(reader.messages(idle_timeout_s=10, to_end=True))  # delivered (pending 0): read to the end
     assert [m['lap_time_ms'] for m in got if m['_topic'] == 'ac-lap-events'] == [82160, 81790]
     assert sum(m['_topic'] == 'ac-telemetry-live' for m in got) == 2021
 

@@ -179,10 +179,12 @@ def read_topic(bootstrap, topic, car_id, expect=None, idle=5.0):
 
 def test_collector_publishes_to_kafka(tmp_path, kafka_bootstrap):
     car = f'rig-{uuid.uuid4().hex[:8]}'
-    fake = start_fake_ac(tmp_path / 'pages')
+    fake = start_fake_ac(tmp_path / 'pages', 33.3, 20)  # the whole session in about 18 s
     cfg = CollectorConfig(out_dir=tmp_path / 'out', car_id=car, kafka=kafka_bootstrap, live_hz=10)
     summary = collect(tmp_path / 'pages', cfg, duration=90, once=True)
     assert fake.wait(timeout=30) == 0
+    recorded = load_session(summary.files[0])['timestamp']
+    wall_s = recorded.iloc[-1] - recorded.iloc[0]  # the collector's wall clock while it recorded
     assert summary.kafka.total('pending') == 0 and summary.kafka.total('failed') == 0
     laps = read_topic(kafka_bootstrap, 'ac-lap-events', car, expect=4)
     assert [m['lap_time_ms'] for m in laps] == GAME_LAPS
@@ -190,14 +192,14 @@ def test_collector_publishes_to_kafka(tmp_path, kafka_bootstrap):
     assert [m['best_lap'] for m in laps] == [True, True, False, False]
     assert all(m['_key'] in (f"{car}/{m['session_id']}", f"{car}/{m['session_id']}".encode()) for m in laps)
     topics = ['ac-sector-times', 'ac-session-stats', 'ac-telemetry-live', 'ac-telemetry-batch']
-    with TopicReader(kafka_bootstrap, topics, start='earliest', car_id=car) as r:  # one reader, one idle wait
-        got = list(r.messages(idle_timeout_s=5.0))
+    with TopicReader(kafka_bootstrap, topics, start='earliest', car_id=car) as r:  # all delivered: read to the end
+        got = list(r.messages(idle_timeout_s=10.0, to_end=True))
         assert r.skipped == 0
     sectors, stats, live, batches = ([m for m in got if m['_topic'] == t] for t in topics)
     timed = [m['sector_time_ms'] for m in sectors if m['lap_number'] in (1, 2, 3, 4)]
     assert timed == [x for lap in GAME_SECTORS for x in lap]
-    assert len(stats) >= 4 and all(s['max_speed'] > 250 for s in stats[1:])
-    assert 250 < len(live) < 450, 'live telemetry at about 10 Hz over ~35 s'
+    assert len(stats) >= max(2, int(wall_s // 5)) and all(s['max_speed'] > 250 for s in stats[1:]), 'every 5 s'
+    assert 0.8 * 10 * wall_s < len(live) < 10 * wall_s + 5, f'live telemetry at 10 Hz over {wall_s:.1f} s: {len(live)}'
     assert {'speed_kmh', 'rpm', 'gear', 'car_x', 'car_z', 'distance', 'sector'} <= set(live[0])
     rec = load_session(summary.files[0])  # every recorded sample is in the batches, once, in order (issue 11)
     samples = [s for b in batches for s in batch_samples(b)]

@@ -349,3 +349,29 @@ def test_a_report_read_back_from_batches_has_the_games_lap_times(kafka_bootstrap
     t = lap_table(back).dropna(subset=["lap_time_ms"])
     assert t["lap_time_ms"].tolist() == GAME[path]
     assert t[["s1_ms", "s2_ms", "s3_ms"]].sum(axis=1).tolist() == GAME[path]
+
+
+def test_a_session_read_back_stops_at_the_end_and_never_mixes_two_cars(kafka_bootstrap):
+    """session_from_topics reads what the topics hold and stops there (not after an idle wait), and a session id sent
+    by two rigs gives one car's samples with a warning naming both, or the car asked for."""
+    import subprocess, sys, warnings
+    from pathlib import Path
+    from f1twin.kafka_read import session_from_topics
+    from f1twin.laps import lap_table
+    session = Path(__file__).resolve().parent.parent / 'data' / 'telemetry_2025-09-13_16-18-26.csv'
+    cars = [f'two-{uuid.uuid4().hex[:6]}' for _ in range(2)]
+    since = datetime.now(timezone.utc)
+    for car in cars:
+        r = subprocess.run([sys.executable, '-c', 'import sys; from f1twin.cli import main; sys.exit(main())', 'replay', str(session), '--kafka', kafka_bootstrap,
+                            '--speed', '1000', '--car', car], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+    t = time.monotonic()
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter('always')
+        df = session_from_topics(kafka_bootstrap, since=since, idle_timeout_s=300)
+    assert time.monotonic() - t < 60, 'it stopped at the end of the topics, not after 300 s without messages'
+    [w] = [w for w in said if 'was sent by' in str(w.message)]
+    assert all(c in str(w.message) for c in cars) and df.attrs['f1twin']['car_id'] in cars
+    assert len(df) == 2021 and lap_table(df)['lap_time_ms'].dropna().tolist() == [82160, 81790], 'one car, not both'
+    one = session_from_topics(kafka_bootstrap, '2025-09-13_16-18-26', car_id=cars[1], since=since)
+    assert one.attrs['f1twin']['car_id'] == cars[1] and len(one) == 2021

@@ -139,14 +139,17 @@ def test_an_untrusted_certificate_or_the_wrong_protocol_is_one_clear_error(secur
         (KafkaSettings(secured["listeners"]["SSL"]), "closed the connection at once: does this listener need TLS or SASL"),
         (KafkaSettings(secured["listeners"]["SASL_PLAINTEXT"], "SSL", cafile=secured["ca_file"]), "did not complete a TLS handshake"),
         (KafkaSettings(secured["listeners"]["SASL_PLAINTEXT"], "SASL_PLAINTEXT", "SCRAM-SHA-512", "alice", password="x"),
-         "does not accept SASL SCRAM-SHA-512"),
+         # the broker answers the handshake with "unsupported" then closes; which of the two kafka-python sees first
+         # is a race, so either message must name the mechanism as a cause
+         ("does not accept SASL SCRAM-SHA-512", "SASL SCRAM-SHA-512): wrong username or password, a SASL mechanism it does not accept")),
         (KafkaSettings(secured["bootstrap"], "SASL_PLAINTEXT", "PLAIN", "alice", password="x"), "does not use SASL on this listener"),
     ]
     for s, words in cases:
         t = time.monotonic()
         with pytest.raises(KafkaAuthError) as e:
             TopicReader(s, list(TOPICS))
-        assert time.monotonic() - t < 8 and words in str(e.value), str(e.value)
+        words = (words,) if isinstance(words, str) else words
+        assert time.monotonic() - t < 8 and any(w in str(e.value) for w in words), str(e.value)
 
 
 def test_the_collector_with_a_wrong_password_stops_at_start_or_records_and_says_why_once_if_optional(secured, tmp_path, caplog):

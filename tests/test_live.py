@@ -24,6 +24,7 @@ from f1twin.circuit import fit_orientation
 from f1twin.io import load_session, sample_session_path
 from f1twin.live import G_TITLES, NO_G_TEXT, LiveError, LivePanel, status_html
 from f1twin.frame import GREEN, RED, display_numbers, metric_values
+from f1twin.laprules import format_lap_time
 from f1twin.panel import PanelModel
 from f1twin.schema import TELEMETRY_LIVE, message_key
 from test_panel import check_session_values, circle_messages, replayed
@@ -454,3 +455,40 @@ def test_a_file_panel_shows_the_anomaly_monitors_alerts_as_they_happen(session):
     assert 'data gap' in panel._alerts.value and 'f1twin-alert' in panel._alerts.value
     quiet = LivePanel.from_file(session, speed=500, autostart=False, alerts=False)
     assert 'no alerts' in quiet._alerts.value
+
+
+def test_the_driver_row_with_a_reference_from_the_start(session, messages):
+    """Issue 12: with session 2's best lap as the reference, the delta bar, the predicted lap, the splits as they
+    come and the shift light are drawn from lap 1 on; the bar's number and colour are the delta's; the shift light
+    counts up to the highest rpm seen; the reference in use is named."""
+    panel = LivePanel(events.MemoryFeed(), autostart=False, reference=ROOT / "data" / "telemetry_2025-09-13_16-18-26.csv")
+    seen = {"bar": set(), "splits": set(), "lit": set(), "refs": set()}
+    for p in frames_of(panel, messages, chunk=60):
+        snap = p.model.snapshot()
+        bar, pred, splits = p._delta_bar.value, p._predicted.value, p._splits.value
+        if snap["delta_s"] is None:
+            assert 'data-sign="none"' in bar
+            continue
+        sign = "gain" if snap["delta_s"] < 0 else "loss"
+        assert f'data-sign="{sign}"' in bar and f">{snap['delta_s']:+.2f}<" in bar
+        assert f"background:{GREEN if sign == 'gain' else RED}" in bar
+        assert value_text(pred) == format_lap_time(snap["predicted_ms"])
+        seen["bar"].add(sign)
+        seen["refs"].add(re.search(r'class="f1twin-ref"[^>]*>vs ([^<]*)<', pred).group(1))
+        seen["splits"].update(re.findall(r'data-sector="(\d)" data-colour="(#\w+)"', splits))
+        seen["lit"].add(int(re.search(r'data-lit="(\d+)"', p._shift.value).group(1)))
+        if snap["laps"] == 0: assert snap["ref"]["kind"] == "lap"  # lap 1: the reference given
+    assert seen["bar"] == {"gain", "loss"}
+    assert seen["refs"] == {"lap 2 (1:21.790) of 2025-09-13_16-18-26", "session best, lap 2 (1:21.186)"}
+    assert {s for s, _ in seen["splits"]} == {"0", "1", "2"} and len({c for _, c in seen["splits"]}) >= 2
+    assert 0 in seen["lit"] and max(seen["lit"]) >= 7 and len(seen["lit"]) > 5
+
+
+def test_a_file_panel_takes_the_librarys_best_of_its_track_and_car(tmp_path, session):
+    import shutil
+    from f1twin.library import LapLibrary
+    for f in (ROOT / "data").glob("telemetry_*"): shutil.copy(f, tmp_path)
+    with LapLibrary(tmp_path) as lib:
+        lib.update(progress=False)
+        panel = LivePanel.from_file(ROOT / "data" / "telemetry_2025-09-13_16-18-26.csv", autostart=False, reference=lib)
+    assert panel.model.reference.kind == "library" and panel.model.reference.lap_ms == 81186

@@ -17,7 +17,9 @@ from f1twin.checks import TOPIC_FIELDS, EventCheck, Seen, check_fields, event_pr
 from f1twin.io import load_session, sample_session_path
 from f1twin.laprules import LapRule, lap_events
 from f1twin.frame import GREEN, RED, alerts_html, display_numbers, metric_html, metric_values, sector_table_html
-from f1twin.panel import CarState, PanelModel
+from f1twin.laps import lap_table
+from f1twin.panel import CarState, LiveError, PanelModel
+from f1twin.reference import RefLapError, reference_lap
 from f1twin.schema import LAP_EVENTS, SECTOR_TIMES, SESSION_STATS, TELEMETRY_LIVE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +77,7 @@ def check_session_values(model, key_prefix, invalid=0):
     assert [car.sectors[1][s][1] for s in range(3)] == [True, True, True]
     assert [car.sectors[2][s][1] for s in range(3)] == [True, False, False]
     assert not any(car.sectors[lap][s][1] for lap in (3, 4) for s in range(3))
-    assert car.ref[2:] == (2, 81186)
+    assert (car.ref.lap, car.ref.lap_ms, car.ref.kind) == (2, 81186, "session")
     snap = model.snapshot()
     assert snap["lap"] == 5 and snap["laps"] == 4
     assert model.invalid == invalid
@@ -469,3 +471,87 @@ def test_a_malformed_batch_is_counted_and_the_rest_used(session):
 def batch_of(m):
     from f1twin.messages import batch_samples
     return batch_samples(m)
+
+
+SESSION1, SESSION2 = (ROOT / "data" / name for name in sorted(GAME_LAPS))
+
+
+def delta_rows(model, msgs):
+    """Feed `msgs` one at a time; per live sample: lap in progress, lap clock, delta, delta at the last line, ref kind."""
+    rows = []
+    for m in msgs:
+        model.ingest([m])
+        c = model.car()
+        if m["_topic"] == LIVE:
+            rows.append((c.completed + 1, m["current_lap_time_ms"], c.delta_s, c.line_delta, c.ref and c.ref.kind))
+    return pd.DataFrame(rows, columns=["lap", "clock_ms", "delta_s", "line_delta", "ref"])
+
+
+def test_a_reference_given_at_start_gives_a_delta_from_the_first_lap_pinned_at_every_line():
+    """Issue 12: session 2 replayed against session 1's best lap: a delta from lap 1's first sample (not after a
+    lap), and at each timing line the game's split minus the reference's (within 10 ms, also in the delta itself)."""
+    ref = reference_lap(SESSION1)  # no lap number: the session's best complete lap
+    assert (ref.lap, ref.lap_ms, ref.kind) == (2, 81186, "lap")
+    second = load_session(SESSION2)
+    d = delta_rows(PanelModel(reference=ref), replayed(second))
+    starts = d.index[d["clock_ms"].diff() < 0]  # the line: lap 1 begins at row 117 (the out lap before it)
+    assert d["delta_s"].first_valid_index() == starts[0] == 117 and abs(d.loc[117, "delta_s"]) < 0.02
+    assert d.loc[117:, "delta_s"].notna().all()  # from then on, every sample has one
+    # the lines, from the lap tables (an independent path): cumulative splits minus the reference's
+    t1, t2 = lap_table(load_session(SESSION1)), lap_table(second)
+    cum = lambda t, lap: [t.loc[lap, "s1_ms"], t.loc[lap, "s1_ms"] + t.loc[lap, "s2_ms"], t.loc[lap, "lap_time_ms"]]
+    expect = [(lap, s, (a - b) / 1000) for lap in (1, 2) for s, a, b in zip((0, 1, None), cum(t2, lap), cum(t1, 2))]
+    lines = d["line_delta"].dropna().drop_duplicates().tolist()
+    assert [(lap, s) for lap, s, _ in lines] == [(lap, s) for lap, s, _ in expect]
+    for (_, _, got), (_, _, want) in zip(lines, expect): assert got == pytest.approx(want, abs=0.010)
+    # the delta the panel shows: the first sample after each sector line, the last one before each finish
+    changed = d.index[d["line_delta"].ne(d["line_delta"].shift()) & d["line_delta"].notna()]
+    for i in changed:
+        lap, sector, at_line = d.loc[i, "line_delta"]
+        shown = d.loc[i, "delta_s"] if sector is not None else d.loc[i - 1, "delta_s"]
+        assert shown == pytest.approx(at_line, abs=0.010), (lap, sector, shown, at_line)
+    assert (d["ref"].dropna() == "lap").all()  # session 2 never beat 1:21.186
+
+
+def test_the_sessions_best_replaces_the_given_reference_only_if_faster(messages):
+    """Session 1 against session 2's best lap (1:21.790): lap 1 (1:21.817) is slower and leaves it; lap 2
+    (1:21.186) is faster and becomes the reference; the snapshot says which is in use."""
+    model = PanelModel(reference=(SESSION2, 2))
+    d = delta_rows(model, messages)
+    by_lap = d.groupby("lap")["ref"].last()
+    assert by_lap[1] == "lap" and by_lap[2] == "lap" and by_lap[3] == "session" and by_lap[5] == "session"
+    assert (model.car().ref.lap, model.car().ref.lap_ms) == (2, 81186)
+    ref = model.snapshot()["ref"]
+    assert ref["kind"] == "session" and ref["label"] == "session best, lap 2 (1:21.186)"
+    assert ref["sectors_ms"] == [29661, 25838, 25687]  # its own lines, as the panel measured them
+    first = d[d["lap"] == 1]["delta_s"]
+    assert first.notna().any() and d.loc[first.first_valid_index(), "clock_ms"] < 200  # lap 1 from its first sample
+    snap = model.snapshot()  # the predicted lap: the reference's time plus the delta now
+    assert snap["predicted_ms"] == pytest.approx(81186 + snap["delta_s"] * 1000)
+
+
+def test_the_librarys_best_is_the_reference(tmp_path, messages):
+    """Issue 13: the library's best lap of the track and car is a reference; without a track it says what it needs."""
+    import shutil
+    from f1twin.library import LapLibrary
+    for f in (ROOT / "data").glob("telemetry_*"): shutil.copy(f, tmp_path)
+    meta = load_session(SESSION1).attrs["f1twin"]
+    with LapLibrary(tmp_path) as lib:
+        lib.update(progress=False)
+        ref = reference_lap(lib, track=meta["track"], car=meta["car"])
+        with pytest.raises(RefLapError, match="needs the track"): PanelModel(reference=lib)
+    assert ref.kind == "library" and (ref.lap, ref.lap_ms) == (2, 81186) and "library best 1:21.186" in ref.label
+    model = PanelModel()
+    model.ingest(messages[:500])
+    assert model.car().ref is None and model.car().delta_s is None
+    assert model.car().completed + 1 == 1 and model.car()._whole  # in lap 1, seen from the line
+    model.set_reference(ref)  # chosen while the car is out: used from the next sample
+    d = delta_rows(model, messages[500:])
+    assert d["delta_s"].notna().all() and d.loc[0, "delta_s"] == pytest.approx(0.79, abs=0.05)
+    assert model.snapshot()["ref"]["kind"] == "library"  # 1:21.186 is not beaten by its own lap
+
+
+def test_bad_references_and_settings_are_clear_errors(session):
+    for bad, why in (((session, 0), "not a complete timed lap"), ((session, 9), "no lap 9"), (42, "expected a session")):
+        with pytest.raises(RefLapError, match=why): PanelModel(reference=bad)
+    with pytest.raises(LiveError, match="max_rpm"): PanelModel(max_rpm=5)

@@ -354,3 +354,70 @@ def test_the_library_best_is_the_reference_when_asked(tmp_path):
         (lib / f'telemetry_2025-09-12_19-00-17{ext}').write_bytes((ROOT / 'data' / f'telemetry_2025-09-12_19-00-17{ext}').read_bytes())
     r = make_report(ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv', tmp_path / 'out', library=lib)
     assert 'against the all-time best, lap 2 of 2025-09-12_19-00-17 (1:21.186)' in r.html.read_text()
+
+
+# --- a full-rate session: light figures, the same content (issue 12; the speed is measured in bench/report_bench.py) ---
+
+def decoded(a) -> np.ndarray:
+    """An array of plotly JSON (a typed array: base64 of the binary values, or a list) as numpy, and its dtype."""
+    if isinstance(a, dict):
+        import base64
+        v = np.frombuffer(base64.b64decode(a['bdata']), dtype=np.dtype(a['dtype']))
+        return v.reshape(a['shape']) if isinstance(a.get('shape'), list) or ',' in str(a.get('shape', '')) else v
+    return np.asarray(a)
+
+
+@pytest.fixture(scope='module')
+def full_rate(tmp_path_factory):
+    """The real session of 12 September replayed at 333 Hz (27 000 samples a lap), and its report."""
+    from f1twin.fakeac import resample_session
+    from f1twin.io import save_session
+    d = tmp_path_factory.mktemp('full-rate')
+    s = resample_session(load_session(ROOT / 'data' / 'telemetry_2025-09-12_19-00-17.csv'), 333)
+    path = save_session(s, d / 'monza_333hz.parquet')
+    return s, make_report(path, d / 'out')
+
+
+def test_a_full_rate_report_keeps_its_content_and_stays_under_6_mb(full_rate):
+    s, r = full_rate
+    page = r.html.read_text()
+    assert all(t in page for t in SESSIONS['telemetry_2025-09-12_19-00-17.csv']), 'the game lap times'
+    assert r.html_bytes < 6e6 and page.count('plotly.js v') == 1 and not re.search(r'<script[^>]+src=', page)
+    corners = table_with(page, 'Braking point (m)')
+    assert [row[0] for row in corners[1:] if row[0] != 'Corner'] == ['T1/Rettifilo', 'Roggia', 'Lesmo 1', 'Lesmo 2', 'Ascari', 'Parabolica']
+    figs = figures(r.notebook)
+    assert len(figs) == 9 and not [t for f in figs for t in f['data'] if t['type'] == 'scattergl']
+
+
+def test_full_rate_maps_are_thinned_to_what_the_eye_sees(full_rate):
+    s, r = full_rate
+    maps = [f for f in figures(r.notebook) if f['layout'].get('meta', {}).get('f1twin', {}).get('lap') is not None]
+    assert [m['layout']['meta']['f1twin']['channel'] for m in maps] == ['speed_kmh', 'throttle_brake', 'gear']
+    lap = maps[0]['layout']['meta']['f1twin']['lap']
+    samples = int((lap_table(s).loc[lap, 'samples']))
+    for m in maps:
+        outline, points = m['data'][0], m['data'][1]
+        x, y = decoded(points['x']), decoded(points['y'])
+        assert 2500 < len(x) <= 3000 < samples, 'a lap of 27 000 samples drawn at about 3 000 points (one every 2 m)'
+        ox, oy = decoded(outline['x']), decoded(outline['y'])
+        step = np.hypot(np.diff(ox), np.diff(oy))
+        assert len(ox) < len(x) / 2 and np.nanmedian(step) >= 4.5, 'the grey band under the points: one every 5 m'
+        dist = decoded(points['customdata'])
+        assert dist.ndim == 1 and 0 <= dist.min() < 10 and dist.max() > 5700, 'one lap: its distances, its number once'
+        assert f'lap {lap},' in points['hovertemplate']
+    gear = decoded(maps[2]['data'][1]['marker']['color'])
+    assert gear.dtype == np.int8 and set(np.unique(gear)) <= set(range(1, 9)) and 0 not in gear, 'gears as bytes, held through the shifts'
+
+
+def test_the_report_kernel_loads_no_kafka_client_and_no_grammar_library(tmp_path):
+    """A report from a file needs no Kafka client, and plotly's fig.show() must not cost jsonschema's 2 s of IRI
+    grammars (rfc3987_syntax, built with lark) at each kernel start."""
+    nb = load_template()
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import sys\nprint(sorted(m for m in ('kafka', 'lark', 'rfc3987_syntax', 'plotly', 'nbformat') if sys.modules.get(m)))"))
+    mine = tmp_path / 'mine.ipynb'
+    nbformat.write(nb, mine)
+    r = make_report(ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv', tmp_path / 'out', template=mine)
+    out = nbformat.read(r.notebook, as_version=4).cells[-1].outputs
+    assert out[0]['text'].strip() == "['nbformat', 'plotly']", 'figures shown, and nothing more loaded for them'
+    assert '1:21.790' in r.html.read_text()
