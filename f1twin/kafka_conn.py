@@ -241,6 +241,7 @@ def _failure(settings: KafkaSettings, e: Exception, logged) -> StreamError:
                               f'(security protocol {settings.protocol})?')
     return StreamError(f'Kafka at {settings} does not answer ({type(e).__name__}: {e})')
 
+# %% ../nbs/08_kafka_conn.ipynb #c56ebf4e
 _GIVING_UP: set[str] = set()  # client ids of refused clients whose kafka-python threads still retry
 _CONNECTING = itertools.count(1)
 

@@ -5,6 +5,7 @@
 # %% ../nbs/11_kafka_read.ipynb #1b89d67a
 from __future__ import annotations
 import math, threading, time, warnings
+from fastcore.basics import patch
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 import numpy as np
@@ -188,31 +189,6 @@ class TopicReader:
     @property
     def invalid(self) -> dict: return self._taken.invalid  # invalid messages skipped, by (topic, field)
 
-    def messages(self, idle_timeout_s: float | None = None, max_messages: int | None = None,
-                 to_end: bool = False) -> Iterator[dict]:
-        """Yield messages as they come; stop after `idle_timeout_s` without any, after `max_messages`, or (`to_end`)
-        once every partition is read up to where it ended when reading began (what was there, not what comes)."""
-        n, last, ends = 0, time.monotonic(), self._ends() if to_end else None
-        while not self._closed:
-            seen = self._received
-            batch = self.poll(5000 if to_end else 500, timeout_ms=100)
-            if self._received != seen: last = time.monotonic()  # reading through other cars' messages is not idle
-            elif idle_timeout_s is not None and time.monotonic() - last >= idle_timeout_s: return
-            for m in batch:
-                yield m
-                n += 1
-                if max_messages is not None and n >= max_messages: return
-            if ends is not None and not batch and self._read_to(ends): return
-
-    def _ends(self) -> dict:
-        "Where each assigned partition ends now."
-        try: return self._consumer.end_offsets(list(self._consumer.assignment()))
-        except Exception as e: raise StreamError(f'Kafka at {self.settings}: cannot read where the topics end ({e})') from None
-
-    def _read_to(self, ends: dict) -> bool:
-        "Every partition read up to `ends`."
-        return all(self._consumer.position(tp) >= off for tp, off in ends.items())
-
     def __iter__(self): return self.messages()
 
     def close(self):
@@ -225,6 +201,35 @@ class TopicReader:
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
     def __repr__(self): return f'TopicReader({self.bootstrap!r}, {self.topics}, start={self.start!r}, counts={self.counts})'
+
+# %% ../nbs/11_kafka_read.ipynb #f07763f2
+@patch
+def messages(self: TopicReader, idle_timeout_s: float | None = None, max_messages: int | None = None,
+             to_end: bool = False) -> Iterator[dict]:
+    """Yield messages as they come; stop after `idle_timeout_s` without any, after `max_messages`, or (`to_end`)
+    once every partition is read up to where it ended when reading began (what was there, not what comes)."""
+    n, last, ends = 0, time.monotonic(), self._ends() if to_end else None
+    while not self._closed:
+        seen = self._received
+        batch = self.poll(5000 if to_end else 500, timeout_ms=100)
+        if self._received != seen: last = time.monotonic()  # reading through other cars' messages is not idle
+        elif idle_timeout_s is not None and time.monotonic() - last >= idle_timeout_s: return
+        for m in batch:
+            yield m
+            n += 1
+            if max_messages is not None and n >= max_messages: return
+        if ends is not None and not batch and self._read_to(ends): return
+
+@patch
+def _ends(self: TopicReader) -> dict:
+    "Where each assigned partition ends now."
+    try: return self._consumer.end_offsets(list(self._consumer.assignment()))
+    except Exception as e: raise StreamError(f'Kafka at {self.settings}: cannot read where the topics end ({e})') from None
+
+@patch
+def _read_to(self: TopicReader, ends: dict) -> bool:
+    "Every partition read up to `ends`."
+    return all(self._consumer.position(tp) >= off for tp, off in ends.items())
 
 # %% ../nbs/11_kafka_read.ipynb #76eb1a93
 def consume(bootstrap, topics, *, start='latest', car_id: str | None = None, session_id: str | None = None,
