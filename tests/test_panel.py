@@ -432,7 +432,7 @@ def test_batches_give_the_model_what_one_sample_messages_give(session):
     b, s = batched.car(), single.car()
     assert b.samples == s.samples == len(session)
     assert dict(b.lap_times) == dict(s.lap_times) == LAPS and b.best_sectors == s.best_sectors
-    assert b.ref[2:] == s.ref[2:] == (2, 81186) and b.ref[0] == s.ref[0]
+    assert (b.ref.lap, b.ref.lap_ms) == (s.ref.lap, s.ref.lap_ms) == (2, 81186) and b.ref.distance == s.ref.distance
     n_live = sum(m["_topic"] == LIVE for m in got)
     assert batched.by_topic[TELEMETRY_BATCH.name] == sum(m["_topic"] == TELEMETRY_BATCH.name for m in got)
     assert batched.duplicates == n_live - 1 and batched.invalid == 0, "the one-sample messages beside the batches are left aside"
