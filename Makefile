@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SESSION ?= data/telemetry_2025-09-12_19-00-17.csv
 KAFKA := $(BIN)/python tools/kafka_local.py
+# Two pytest workers (pytest-xdist): most tests wait on a game, a broker, a kernel or a browser, not on a core. The
+# tests of the one secured broker instance run in one worker, the browser tests in one (tests/conftest.py).
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 .PHONY: install demo test test-offline pytest nbtest lab kafka-up kafka-down kafka-status export clean help browser-deps bench
 
@@ -33,13 +36,13 @@ export: install ## export f1twin/ from nbs/ and clean the notebooks (run before 
 	$(BIN)/python tools/trim_outputs.py
 
 pytest: install
-	$(BIN)/python -m pytest -q tests
+	$(PYTEST) tests
 
 nbtest: install
 	$(BIN)/nbdev_test --n_workers 2
 
 test-offline: install ## the tests and notebooks that need no broker and no browser
-	$(BIN)/python -m pytest -q -m "not kafka and not browser" tests
+	$(PYTEST) -m "not kafka and not browser" tests
 	$(BIN)/nbdev_test --n_workers 2
 
 # Debian's Chromium drives JupyterLab in the browser test (Playwright never downloads a browser here).
@@ -66,7 +69,7 @@ test: install browser-deps ## the whole suite against a real local Kafka broker
 	if ! $(KAFKA) status >/dev/null 2>&1; then $(KAFKA) up || exit 1; started=1; fi; \
 	trap '[ $$started = 1 ] && $(KAFKA) down' EXIT; \
 	rc=0; \
-	$(BIN)/python -m pytest -q tests || rc=1; \
+	$(PYTEST) tests || rc=1; \
 	$(BIN)/nbdev_test --n_workers 2 --flags kafka || rc=1; \
 	exit $$rc
 

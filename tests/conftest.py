@@ -41,6 +41,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.kafka)
         if item.path.name.startswith("test_browser"):
             item.add_marker(pytest.mark.browser)
+        # with pytest-xdist (`make test` runs `-n 2 --dist loadgroup`): the tests of the one "secure" broker
+        # instance run in one worker (its session fixture starts and stops it), and so do the browser tests (one
+        # JupyterLab and Chromium at a time)
+        if "secure_kafka" in getattr(item, "fixturenames", ()) or item.path.name == "test_kafka_local.py":
+            item.add_marker(pytest.mark.xdist_group("secure"))
+        elif item.path.name.startswith("test_browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 def recorded_bootstrap():
