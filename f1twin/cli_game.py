@@ -30,7 +30,8 @@ def cmd_collect(args) -> int:
     "Record sessions from AC's shared memory (or a fake AC), publish to Kafka; follows the game through exits and restarts."
     from f1twin.collector import Collector, CollectorConfig
     cfg = CollectorConfig(out_dir=Path(args.out), hz=args.hz, car_id=args.car, csv=args.csv, kafka=kafka_from_args(args),
-                          kafka_optional=args.kafka_optional, live_hz=args.live_hz, wait=args.wait)
+                          kafka_optional=args.kafka_optional, live_hz=args.live_hz, batch_s=args.batch_s or None,
+                          wait=args.wait)
     with _stop_on_signals(hurry=True) as stop, _log_to_stderr('f1twin collect'):
         collector = Collector(args.dir, cfg)  # a broker that does not answer is an error here (unless --kafka-optional)
         print(f"f1twin collect: recording {'every packet' if not args.hz else f'at {args.hz:g} Hz'} into {args.out}"
@@ -75,7 +76,10 @@ def _collect_parser(sub):
     add_kafka_arguments(sp, help='publish to this Kafka bootstrap server (it must answer at start)')
     sp.add_argument('--kafka-optional', action='store_true', help='with --kafka: record even if the broker does not '
                     'answer at start, and deliver when it does')
-    sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: every recorded sample)')
+    sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: 10 with batches, '
+                    'else every recorded sample)')
+    sp.add_argument('--batch-s', type=float, default=0.1, help='every recorded sample goes to ac-telemetry-batch, a '
+                    'message this often (default: 0.1 s); 0: no batches')
     sp.add_argument('--car', default='local', help='name of this car/rig, the Kafka key (default: local)')
     sp.add_argument('--duration', type=float, help='stop after this many seconds')
     sp.add_argument('--once', action='store_true', help='stop when the game ends the first session')

@@ -349,12 +349,14 @@ def test_cli_ctrl_c_while_recording(tmp_path):
     assert f'samples {len(rec)};' in out and len(rec) > 300
 
 
-def test_cli_ctrl_c_twice_while_closing_stops_waiting_for_kafka(tmp_path):
+@pytest.mark.parametrize('batch_s', ['0.1', '0'])
+def test_cli_ctrl_c_twice_while_closing_stops_waiting_for_kafka(tmp_path, batch_s):
     """Ctrl+C, then Ctrl+C again while the collector waits for an absent broker to take its messages: it stops at
-    once, the session file is complete, and the summary says what Kafka did not get."""
+    once, the session file is complete, and the summary says what Kafka did not get (telemetry batches, unless
+    `--batch-s 0`)."""
     fake = start_fake_ac(tmp_path / 'pages')
     col = Running('collect', '--dir', tmp_path / 'pages', '--out', tmp_path / 'out', '--wait', '--kafka',
-                  f'127.0.0.1:{free_port()}', '--kafka-optional', '--live-hz', 10)
+                  f'127.0.0.1:{free_port()}', '--kafka-optional', '--live-hz', 10, '--batch-s', batch_s)
     col.wait_for('recording session')
     wait_until(lambda: list((tmp_path / 'out').glob('*.parts/part-*')), 30, 'a second of samples on disk')
     col.signal()
@@ -364,6 +366,7 @@ def test_cli_ctrl_c_twice_while_closing_stops_waiting_for_kafka(tmp_path):
     fake.terminate(); fake.wait(timeout=30)
     assert time.monotonic() - sent < 5 and code == 0 and 'Traceback' not in err, err
     assert 'already stopping' in err and 'NOT delivered' in out
+    assert ('telemetry batches' in out) == (batch_s != '0'), out
     rec = load_session(session_file(tmp_path / 'out'))
     assert f'samples {len(rec)};' in out
 
