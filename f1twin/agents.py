@@ -59,7 +59,10 @@ def _trainer_proc(cfg: dict, ctl: dict, out) -> None:
     tr = Trainer(bus, BCLearner(), run_id=cfg['run_id'], trainer_id='trainer', topics=topics,
                  publish_every_s=cfg['publish_every_s'], min_transitions=cfg['min_transitions'])
     out.put(('ready', 'trainer', {'resumed_from': tr.resumed_from}))
-    tr.run(stop=ctl['drain'])
+    while not ctl['drain'].is_set():
+        v = tr.version
+        tr.step()
+        if tr.version != v: out.put(('model', 'trainer', {'version': tr.version}))
     m = tr.finish(timeout_s=30)
     out.put(('final', 'trainer', {'metrics': m, 'version': tr.version, 'resumed_from': tr.resumed_from,
                                   'group': dict(tr.feed.group.counts), 'invalid_batches': tr.feed.counts['invalid']}))
@@ -243,9 +246,10 @@ def restart_trainer(self: AgentsLoop, timeout: float = 60.0) -> int:
     return self.reports['trainer']['ready']['resumed_from']
 
 @patch
-def wait(self: AgentsLoop, seconds: float) -> None:
-    "Let the loop run for `seconds`, taking the processes' reports meanwhile."
+def wait(self: AgentsLoop, seconds: float, *, models: int = 0, timeout: float = 120.0) -> bool:
+    "Let the loop run for `seconds` and until the trainer has published `models` models (at most `timeout` s); whether it has."
     self._collect(None, seconds)
+    return self._collect(lambda: self.reports.get('trainer', {}).get('model', {}).get('version', 0) >= models, timeout)
 
 # %% ../nbs/19b_agents.ipynb #bed6e33b
 @patch
@@ -297,9 +301,9 @@ def close(self: AgentsLoop) -> None:
         if p.is_alive(): p.kill(); p.join(5)
 
 @patch
-def run(self: AgentsLoop, duration: float) -> LoopSummary:
-    "Start, let it run `duration` seconds, finish: the summary."
+def run(self: AgentsLoop, duration: float, *, models: int = 0) -> LoopSummary:
+    "Start, let it run `duration` seconds and until `models` models are published (on a slow machine, longer), finish: the summary."
     self.start()
-    try: self.wait(duration)
+    try: self.wait(duration, models=models)
     except BaseException: self.close(); raise
     return self.finish()
