@@ -8,9 +8,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SESSION ?= data/telemetry_2025-09-12_19-00-17.csv
 KAFKA := $(BIN)/python tools/kafka_local.py
-# Two pytest workers (pytest-xdist): most tests wait on a game, a broker, a kernel or a browser, not on a core. The
-# tests of the one secured broker instance run in one worker, the browser tests in one (tests/conftest.py).
-PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadgroup
+# pytest runs in parallel workers (pytest-xdist, `-n auto` in pyproject.toml: 2 to 4): most tests wait on a game, a
+# broker, a kernel or a browser, not on a core. The tests of the one secured broker instance run in one worker, the
+# browser tests in one (tests/conftest.py).
+PYTEST := $(BIN)/python -m pytest -q
 
 .PHONY: install demo test test-offline pytest nbtest lab kafka-up kafka-down kafka-status export clean help browser-deps bench
 

@@ -346,6 +346,7 @@ def _run_template(nb, params: dict, tmp: Path, name: str, timeout: float, what) 
     nbformat.write(nb, source)
     try:  # saved once at the end, not before and after every cell (each save validates the whole notebook)
         pm.execute_notebook(str(source), str(executed), parameters=params, kernel_name=_kernel_name(),
+                            language='python',  # a notebook without kernel metadata (made with nbformat) runs too
                             progress_bar=False, log_output=False, execution_timeout=timeout, cwd=str(tmp),
                             request_save_on_cell_execute=False, shutdown_kernel='immediate',  # nothing to clean up: 1 s
                             # the kernel's own start-up warnings (plain TCP on localhost) are noise in a report run

@@ -20,9 +20,9 @@ from f1twin.anomalies import AnomalyError, AnomalyMonitor, detect
 from f1twin.fakeac import resample_session
 from f1twin.io import load_session, sample_session_path, save_session
 from f1twin.laps import lap_bounds, lap_table
+from clirun import f1twin
 
 ROOT = Path(__file__).resolve().parent.parent
-F1TWIN = str(Path(sys.executable).parent / 'f1twin')
 # --- sessions built from the real laps: f1twin.faults --------------------------------------------------------
 
 @pytest.fixture(scope='module')
@@ -415,7 +415,7 @@ def test_analysing_a_file_loads_no_kafka_code():
 # --- the command line ---------------------------------------------------------------------------------------
 
 def run(*args):
-    return subprocess.run([F1TWIN, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return f1twin(*args, cwd=ROOT)  # in this process (tests/clirun.py)
 
 
 def test_cli_table_and_csv():

@@ -55,14 +55,29 @@ def test_unknown_convert_format(tmp_path):
     assert r.returncode == 2 and 'expected a .csv or .parquet' in r.stderr
 
 
-def test_every_command_has_help():
-    from f1twin.cli import build_parser
-    sub = next(a for a in build_parser()._actions if a.dest == 'command')
-    assert {'laps', 'info', 'convert'} <= set(sub.choices)
-    for name in sub.choices:
-        r = run(name, '--help')
-        assert r.returncode == 0 and r.stdout.startswith(f'usage: f1twin {name}'), name
-    assert run('--help').returncode == 0
+def _subcommands(parser, path=()):
+    """Every command and sub-command of the parser, as argument lists: ('laps',), ('library', 'index'), ..."""
+    import argparse
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*path, name)
+                yield from _subcommands(sub, (*path, name))
+
+
+def test_every_command_has_help(capsys):
+    """Every command and sub-command answers --help (in this process: argparse prints and exits 0); the installed
+    console script answers it too."""
+    from f1twin.cli import build_parser, main
+    commands = list(_subcommands(build_parser()))
+    assert {('laps',), ('info',), ('convert',)} <= set(commands)
+    for cmd in commands:
+        with pytest.raises(SystemExit) as done:
+            main([*cmd, '--help'])
+        out = capsys.readouterr().out
+        assert done.value.code == 0 and out.startswith(f"usage: f1twin {' '.join(cmd)}"), cmd
+    r = run('--help')
+    assert r.returncode == 0 and all(c[0] in r.stdout for c in commands)
 
 
 def test_laps_of_a_session_the_game_restarted(tmp_path):

@@ -1,8 +1,6 @@
 """Corners: found from the data, the same in both real sessions, and the time lost per corner and on the straights
 adding up to the lap time difference on every lap."""
 import io
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -13,13 +11,13 @@ import pytest
 from f1twin.corners import LapGrid, corner_summary, corner_table, corner_zones, find_corners, segment_times
 from f1twin.io import load_session, sample_session_path
 from f1twin.laps import LapError
+from clirun import f1twin
 
 warnings.simplefilter('ignore', UserWarning)
 A = load_session(sample_session_path('telemetry_2025-09-12_19-00-17.csv'))
 B = load_session(sample_session_path('telemetry_2025-09-13_16-18-26.csv'))
 GAME = {'A': {1: 81817, 2: 81186, 3: 82539, 4: 82165}, 'B': {1: 82160, 2: 81790}}
 MONZA = ['T1/Rettifilo', 'Roggia', 'Lesmo 1', 'Lesmo 2', 'Ascari', 'Parabolica']
-F1TWIN = str(Path(sys.executable).parent / 'f1twin')
 
 
 def test_the_same_six_corners_in_both_sessions():
@@ -79,7 +77,7 @@ def test_no_timed_lap_is_a_clear_error():
 
 
 def run(*args):
-    return subprocess.run([F1TWIN, *map(str, args)], capture_output=True, text=True, timeout=120)
+    return f1twin(*args)  # in this process (tests/clirun.py)
 
 
 def test_cli_corners_csv():

@@ -1,8 +1,6 @@
 """CSV session files as users really have them: odd but valid files load with the game's lap times, bad values get
 one clear error naming the file, the column and the line, and what a spreadsheet did to a file is recognised."""
 import io
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 
 from f1twin.io import SessionFileError, load_session, sample_session_path
 from f1twin.laps import lap_table, prepare_session
+from clirun import f1twin
 
 DEMO = sample_session_path('telemetry_2025-09-12_19-00-17.csv')
 OTHER = sample_session_path('telemetry_2025-09-13_16-18-26.csv')
@@ -19,7 +18,6 @@ TEXT = DEMO.read_text()
 LINES = TEXT.splitlines()
 HEADER = LINES[0].split(',')
 GAME = [81817, 81186, 82539, 82165]
-F1TWIN = str(Path(sys.executable).parent / 'f1twin')
 
 
 def write(tmp_path, data, name='session.csv'):
@@ -127,7 +125,7 @@ def test_unreadable_separator_is_explained(tmp_path):
 
 
 def run(*args):
-    return subprocess.run([F1TWIN, *map(str, args)], capture_output=True, text=True, timeout=120)
+    return f1twin(*args)  # in this process (tests/clirun.py)
 
 
 def test_cli_reports_a_huge_value_as_bad_input_not_unexpected(tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from clirun import f1twin
 from f1twin.corners import corner_table
 from f1twin.io import load_session, sample_session_path, save_session
 from f1twin.laps import compare_laps
@@ -103,12 +104,12 @@ def run(*args):
 
 
 def test_cli_library(folder):
-    r = run('library', folder, '--track', 'monza', '--chart', folder / 'progress.html')
+    r = f1twin('library', folder, '--track', 'monza', '--chart', folder / 'progress.html')  # in this process
     assert r.returncode == 0, r.stderr
     assert 'best 1:21.186 (lap 2 of telemetry_2025-09-12_19-00-17.csv, 2025-09-12), theoretical best 1:20.975' in r.stdout
     assert 'skipped' in r.stderr and 'broken.csv' in r.stderr
     assert (folder / 'progress.html').stat().st_size > 1_000_000, 'the chart works offline (plotly.js inside)'
-    again = run('library', folder, '--csv')
+    again = f1twin('library', folder, '--csv')
     assert 'f1twin library: 0 read, 5 unchanged' in again.stderr
     sessions = pd.read_csv(io.StringIO(again.stdout))
     assert sorted(sessions['best_lap_ms'].dropna().astype(int)) == [81186, 81790, 81790]

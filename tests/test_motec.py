@@ -4,8 +4,6 @@ i2's layout (speed in km/h and m/s, pedals in % and 0-1) loaded with the game's 
 clear error."""
 import csv
 import struct
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,9 +15,9 @@ from f1twin import motec
 from f1twin.io import SessionFileError, load_session, sample_session_path, session_meta
 from f1twin.laprules import lap_starts
 from f1twin.laps import lap_table, prepare_session, split_runs
+from clirun import f1twin
 
 ROOT = Path(__file__).resolve().parent.parent
-F1TWIN = str(Path(sys.executable).parent / 'f1twin')
 DEMO = sample_session_path('telemetry_2025-09-12_19-00-17.csv')
 OTHER = sample_session_path('telemetry_2025-09-13_16-18-26.csv')
 GAME = {DEMO: [81817, 81186, 82539, 82165], OTHER: [82160, 81790]}  # the game's lap times, data/README.md
@@ -471,7 +469,7 @@ def test_write_i2_csv_is_read_back_with_the_games_lap_times(session, tmp_path):
 # --- the command line
 
 def run(*args):
-    return subprocess.run([F1TWIN, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    return f1twin(*args, cwd=ROOT)  # in this process (tests/clirun.py)
 
 
 def test_cli_convert_to_ld_then_laps_info_and_back_to_parquet(tmp_path):

@@ -12,6 +12,7 @@ import nbformat
 import numpy as np
 import pytest
 
+from clirun import f1twin  # the command in this process
 from f1twin.circuit import SVG_MAX_POINTS
 from f1twin.io import load_session
 from f1twin.laps import lap_table
@@ -176,8 +177,14 @@ def test_a_session_that_cannot_be_reported_leaves_nothing(tmp_path, text, expect
     with pytest.raises(ReportError, match=re.escape(expected)):
         make_report(bad, out)
     assert not out.exists() or not any(out.iterdir())
-    r = subprocess.run([*F1TWIN, 'report', str(bad), '--out', str(out)], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and expected in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_the_cli_says_why_a_session_cannot_be_reported_in_one_line(tmp_path):
+    bad, out = tmp_path / 'bad.csv', tmp_path / 'out'
+    bad.write_text('Timestamp,Speed_kmh\n1,2\n')
+    r = f1twin('report', bad, '--out', out)
+    assert r.returncode == 2 and 'missing column' in r.stderr and 'Traceback' not in r.stderr
+    assert r.stderr.count('\n') == 1 and r.stderr.startswith('f1twin: error: ')
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -193,8 +200,7 @@ def test_report_all_with_index(tmp_path):
     folder.mkdir()
     for name in SESSIONS: (folder / name).write_bytes((ROOT / 'data' / name).read_bytes())
     (folder / 'broken <b>.csv').write_text('not,a,session\n')
-    r = subprocess.run([*F1TWIN, 'report', '--all', str(folder), '--out', str(tmp_path / 'out')],
-                       capture_output=True, text=True, timeout=300)
+    r = f1twin('report', '--all', folder, '--out', tmp_path / 'out')
     assert r.returncode == 2, 'one session failed'
     assert '2 report(s), 1 failed' in r.stdout and 'broken <b>.csv' in r.stderr
     index = (tmp_path / 'out' / 'index.html').read_text()
@@ -255,8 +261,7 @@ def test_own_template_with_the_same_parameters(tmp_path):
     mine = tmp_path / 'mine.ipynb'
     nbformat.write(nb, mine)
     out = tmp_path / 'out'
-    r = subprocess.run([*F1TWIN, 'report', str(ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv'), '--out', str(out),
-                        '--template', str(mine), '--ref-lap', '1'], capture_output=True, text=True, timeout=300)
+    r = f1twin('report', ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv', '--out', out, '--template', mine, '--ref-lap', 1)
     assert r.returncode == 0, r.stderr
     page = (out / 'telemetry_2025-09-13_16-18-26.html').read_text()
     assert 'My own section' in page and 'my best: 1:21.790 in lap 1' in page and 'against lap 1' in page
@@ -280,8 +285,7 @@ def test_a_template_that_is_not_one_is_a_clear_error(tmp_path, kind, expected):
     with pytest.raises(ReportError, match=re.escape(expected)) as e:
         make_report(ROOT / 'data' / 'telemetry_2025-09-12_19-00-17.csv', out, template=path)
     assert 'expected a Jupyter notebook (.ipynb) with a code cell tagged "parameters"' in str(e.value)
-    r = subprocess.run([*F1TWIN, 'report', str(ROOT / 'data' / 'telemetry_2025-09-12_19-00-17.csv'), '--out', str(out),
-                        '--template', str(path)], capture_output=True, text=True, timeout=120)
+    r = f1twin('report', ROOT / 'data' / 'telemetry_2025-09-12_19-00-17.csv', '--out', out, '--template', path)
     assert r.returncode == 2 and 'Traceback' not in r.stderr
     assert r.stderr.count('\n') == 1 and r.stderr.startswith('f1twin: error: ') and expected in r.stderr
     assert not out.exists()
@@ -290,10 +294,13 @@ def test_a_template_that_is_not_one_is_a_clear_error(tmp_path, kind, expected):
 def test_a_template_failing_in_a_cell_leaves_the_older_report_as_it_was(tmp_path):
     session = ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv'
     out = tmp_path / 'out'
-    first = make_report(session, out)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
     nb = load_template()
-    nb.cells.insert(5, nbformat.v4.new_code_cell("raise RuntimeError('my template is wrong')"))
+    params = next(i for i, c in enumerate(nb.cells) if 'parameters' in c.metadata.get('tags', []))
+    small = nbformat.v4.new_notebook(cells=[nb.cells[params], nbformat.v4.new_markdown_cell('## the older report')])
+    nbformat.write(small, tmp_path / 'small.ipynb')
+    first = make_report(session, out, template=tmp_path / 'small.ipynb')  # an older report of this session
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    nb.cells.insert(params + 1, nbformat.v4.new_code_cell("raise RuntimeError('my template is wrong')"))
     bad = tmp_path / 'bad.ipynb'
     nbformat.write(nb, bad)
     with pytest.raises(ReportError, match='my template is wrong'):
@@ -333,8 +340,7 @@ def test_report_opens_with_what_a_driver_reads_first(report):
 
 def test_compare_and_reference_of_another_session(tmp_path):
     a, b = ROOT / 'data' / 'telemetry_2025-09-12_19-00-17.csv', ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv'
-    r = subprocess.run([*F1TWIN, 'report', str(a), '--out', str(tmp_path), '--compare', '3,1'], capture_output=True,
-                       text=True, timeout=300)
+    r = f1twin('report', a, '--out', tmp_path, '--compare', '3,1')
     assert r.returncode == 0, r.stderr
     page = (tmp_path / f'{a.stem}.html').read_text()
     assert 'Lap 1 is <strong>-0.722 s</strong> against lap 3 (1:22.539)' in page
