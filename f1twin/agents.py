@@ -58,7 +58,10 @@ def _trainer_proc(cfg: dict, ctl: dict, out) -> None:
     topics, bus = AgentTopics.from_names(cfg['topics']), _bus(cfg, 'trainer')
     tr = Trainer(bus, BCLearner(), run_id=cfg['run_id'], trainer_id='trainer', topics=topics,
                  publish_every_s=cfg['publish_every_s'], min_transitions=cfg['min_transitions'])
-    out.put(('ready', 'trainer', {'resumed_from': tr.resumed_from}))
+    t0 = time.monotonic()  # ready once the group has given it the experiences' partition (a slow broker: seconds)
+    while not tr.feed.group.assignment and time.monotonic() - t0 < 90 and not ctl['drain'].is_set(): tr.step(timeout_ms=50)
+    out.put(('ready', 'trainer', {'resumed_from': tr.resumed_from, 'assigned': bool(tr.feed.group.assignment),
+                                  'join_s': round(time.monotonic() - t0, 2), 'group': tr.feed.group.group_id}))
     while not ctl['drain'].is_set():
         v = tr.version
         tr.step()
@@ -288,6 +291,9 @@ def _summary(self: AgentsLoop, audit: dict) -> LoopSummary:
         if row['repeated']: problems.append(f"{n}: {row['repeated']} sequence number(s) on the topic twice")
         if not row['stopped'] and row['final_version'] != newest: problems.append(f"{n} ends on model {row['final_version']}, the newest is {newest}")
     if not tr: problems.append('the trainer did not report')
+    ready = self.reports.get('trainer', {}).get('ready', {})
+    if ready.get('assigned') is False:
+        problems.append(f"the trainer got no partition of {self.topics.experiences.name} from consumer group {ready['group']} in {ready['join_s']} s")
     return LoopSummary(self.run_id, time.monotonic() - self.t0, rows, audit['versions'],
                        {**tr, 'restarts': self.restarts, 'resumed': self.resumed}, self.reports.get('shadow', {}).get('final', {}),
                        audit['alerts'], audit['skipped'], problems)

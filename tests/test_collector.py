@@ -181,7 +181,7 @@ def read_topic(bootstrap, topic, car_id, expect=None, idle=5.0):
 
 def test_collector_publishes_to_kafka(tmp_path, kafka_bootstrap):
     car = f'rig-{uuid.uuid4().hex[:8]}'
-    fake = start_fake_ac(tmp_path / 'pages')  # the whole session in about 10 s
+    fake = start_fake_ac(tmp_path / 'pages', 33.3, 20)  # the whole session in about 18 s: session stats every 5 s
     cfg = CollectorConfig(out_dir=tmp_path / 'out', car_id=car, kafka=kafka_bootstrap, live_hz=10)
     summary = collect(tmp_path / 'pages', cfg, duration=90, once=True)
     assert fake.wait(timeout=30) == 0
@@ -232,7 +232,7 @@ def test_broker_lost_mid_session_then_back(tmp_path, kafka_instance):
     """A private broker killed mid-session (laps 1 and 2 end while it is down) and started again: the collector keeps
     recording, the session file is complete, and every lap event reaches Kafka after the outage."""
     car = f'rig-{uuid.uuid4().hex[:8]}'
-    fake = start_fake_ac(tmp_path / 'pages')
+    fake = start_fake_ac(tmp_path / 'pages', 33.3, 10)  # the whole session in about 35 s: time for an outage
     cfg = CollectorConfig(out_dir=tmp_path / 'out', car_id=car, kafka=kafka_instance.bootstrap, live_hz=10)
     c, th, result = collect_in_thread(tmp_path / 'pages', cfg, duration=120, once=True)
     try:
