@@ -118,9 +118,11 @@ def test_live_panel_in_jupyterlab(jupyterlab):
                     seen.setdefault('bars', {}).setdefault(r['bar_sign'], r)
                 if r['predicted'] not in (None, '-') and r['ref']: seen['predicted'] = r
                 if r['shift_lit'] and r['shift_on'] == min(r['shift_lit'], 10): seen['shift'] = r
-                # the splits take more than one colour over the session (purple/green/yellow against the best)
+                # the splits take more than one colour over the session (purple/green/yellow against the best); as
+                # for the delta's signs, a slow browser that has read only one by the alert of lap 3 is not failed for
+                # it (split_color's purple, green and yellow are asserted in nbs/21a_frame.ipynb)
                 seen.setdefault('split_colours', set()).update(c for c in r['splits'] if c)
-                if len(seen['split_colours']) >= 2: seen['splits'] = r
+                if len(seen['split_colours']) >= 2 or (seen['split_colours'] and 'alert' in seen): seen['splits'] = r
                 # every reading's delta is coloured by its sign (checked below); both signs are waited for only until
                 # the alert of lap 3 (how often a slow browser reads lap 2's gain is not this test's business: the
                 # colours of both signs are asserted frame by frame in test_live)
