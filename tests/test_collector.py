@@ -29,6 +29,15 @@ GAME_SECTORS = [[30503, 25803, 25511], [29661, 25838, 25687], [30406, 26213, 259
 F1TWIN = [sys.executable, '-c', 'import sys; from f1twin.cli import main; sys.exit(main())']
 
 
+@pytest.fixture(autouse=True)
+def no_ambient_settings(monkeypatch):
+    """`f1twin collect` takes its settings from the environment too (F1TWIN_KAFKA: publish there): each test here
+    says what the collector gets, whatever the environment the tests run in. (The broker fixture, session-scoped,
+    has read F1TWIN_KAFKA before.)"""
+    from f1twin.settings import CONFIG_VAR, ENV_VARS
+    for var in (CONFIG_VAR, *ENV_VARS): monkeypatch.delenv(var, raising=False)
+
+
 def start_fake_ac(pages_dir, hz=10.0, speed=33.3, loops=1, session=None, *more):
     """The fake game: 333 packets a second by default (the recording's 10 Hz x 33.3: each recorded sample written
     about once), the whole real session in about 10 s."""
