@@ -240,3 +240,16 @@ def test_replay_with_a_settings_file_publishes_as_it_says(kafka_bootstrap, clean
     assert 380 < live < 420, f'2 a second over the 202 s session (every sample would be 2021): {live}'
     with TopicReader(kafka_bootstrap, ['ac-lap-events'], start='earliest', car_id=file_car) as reader:
         assert list(reader.messages(idle_timeout_s=3, to_end=True)) == [], "the file's car was overridden"
+
+
+def test_the_readmes_settings_file_loads(clean_env, tmp_path):
+    """The f1twin.toml the README shows is a settings file f1twin reads (with its CA file and password variable)."""
+    import re
+    text = re.search(r'```toml\n(.*?)```', (ROOT / 'README.md').read_text(), re.S).group(1)
+    (tmp_path / 'f1twin.toml').write_text(text)
+    (tmp_path / 'ca.pem').write_text('-----BEGIN CERTIFICATE-----\n')
+    clean_env.setenv('F1TWIN_KAFKA_PASSWORD', 'from-env')
+    s = Settings.load()
+    assert (s.car_id, s.record_hz, s.fps, s.sessions_dir) == ('rig1', 100, 20, tmp_path / 'sessions')
+    assert s.kafka.protocol == 'SASL_SSL' and s.kafka.security['sasl_plain_password'] == 'from-env'
+    assert s.kafka.cafile == str(tmp_path / 'ca.pem')
