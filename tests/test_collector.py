@@ -243,7 +243,7 @@ def test_broker_lost_mid_session_then_back(tmp_path, kafka_instance):
     recording, the session file is complete, and every lap event reaches Kafka after the outage."""
     car = f'rig-{uuid.uuid4().hex[:8]}'
     fake = start_fake_ac(tmp_path / 'pages')
-    cfg = CollectorConfig(out_dir=tmp_path / 'out', car_id=car, kafka=kafka_instance.bootstrap, live_hz=10)
+    cfg = CollectorConfig(out_dir=tmp_path / 'out', car_id=car, kafka=kafka_instance.bootstrap, live_hz=10, kafka_close_s=60)
     c, th, result = collect_in_thread(tmp_path / 'pages', cfg, duration=120, once=True)
     try:
         wait_until(lambda: delivered(c, 'ac-telemetry-live') > 10, 60, 'live telemetry delivered')
