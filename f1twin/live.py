@@ -63,6 +63,7 @@ def _settings(settings) -> Settings:
     if isinstance(settings, Settings): return settings
     raise LiveError(f'settings must be a f1twin.settings.Settings (e.g. Settings.load()), got {type(settings).__name__}')
 
+# %% ../nbs/22_live.ipynb #361e5486
 class LivePanel:
     "The live telemetry panel: ipywidgets and plotly FigureWidgets over a `PanelModel` fed from any `poll()` feed."
     def __init__(self, feed, *, settings: Settings | None = None, fps: float | None = None, window_s: float | None = None,

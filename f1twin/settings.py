@@ -40,6 +40,7 @@ def _number(lo: float, hi: float = math.inf, *, none: bool = False, zero_none: b
         return float(v)
     return check
 
+# %% ../nbs/08a_settings.ipynb #d5115420
 _CHECKS = {  # field: (its check, what it must be: said in the error)
     'car_id': (_car_id, f"this rig's name: text without spaces around it and without {' '.join(_WIN_BAD)}"),
     'sessions_dir': (_folder, 'a folder (a path)'),
