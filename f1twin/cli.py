@@ -9,21 +9,26 @@ from .schema import F1twinError
 from .cli_files import *  # f1twin.cli is the front door: every command importable from here
 from .cli_game import *
 from .cli_files import (_laps_parser, _info_parser, _convert_parser, _corners_parser, _library_parser,
-                              _anomalies_parser, _report_parser)
+                              _anomalies_parser, _report_parser, _config_parser)
 from .cli_game import _agents_demo_parser, _fake_ac_parser, _collect_parser, _recover_parser, _replay_parser
 
 # %% auto #0
-__all__ = ['PARSERS', 'build_parser', 'main']
+__all__ = ['PARSERS', 'CONFIG_HELP', 'build_parser', 'main']
 
 # %% ../nbs/24b_cli.ipynb #adcf7fe4
-PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _library_parser, _anomalies_parser, _agents_demo_parser, _fake_ac_parser, _collect_parser, _recover_parser, _replay_parser, _report_parser)
+PARSERS = (_laps_parser, _info_parser, _convert_parser, _corners_parser, _library_parser, _anomalies_parser, _agents_demo_parser, _fake_ac_parser, _collect_parser, _recover_parser, _replay_parser, _report_parser, _config_parser)
+CONFIG_HELP = ('settings file (TOML: the broker, car, folders and rates; see f1twin.settings); default: the file '
+               '$F1TWIN_CONFIG names, else ./f1twin.toml if there. Command-line options win over it')
 
 def build_parser() -> argparse.ArgumentParser:
     "The `f1twin` argument parser: one subcommand per job, each added by its `_<command>_parser` function."
     p = argparse.ArgumentParser(prog='f1twin', description='Assetto Corsa telemetry: sessions, laps, collector, live panel, reports.')
     p.add_argument('--debug', action='store_true', help='show the traceback of unexpected errors')
+    p.add_argument('--config', metavar='FILE', help=CONFIG_HELP)
     sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
     for add in PARSERS: add(sub)
+    for sp in sub.choices.values():  # `f1twin --config F CMD` or `f1twin CMD --config F`: the same option
+        sp.add_argument('--config', metavar='FILE', default=argparse.SUPPRESS, help=CONFIG_HELP)
     return p
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from .io import load_session
-from .cli_files import _load, _stop_on_signals, _log_to_stderr, add_kafka_arguments, kafka_from_args
+from .cli_files import _load, _stop_on_signals, _log_to_stderr, add_kafka_arguments, settings_from_args
 
 # %% auto #0
 __all__ = ['cmd_fake_ac', 'cmd_collect', 'cmd_recover', 'cmd_replay', 'cmd_agents_demo']
@@ -29,12 +29,10 @@ def cmd_fake_ac(args) -> int:
 def cmd_collect(args) -> int:
     "Record sessions from AC's shared memory (or a fake AC), publish to Kafka; follows the game through exits and restarts."
     from f1twin.collector import Collector, CollectorConfig
-    cfg = CollectorConfig(out_dir=Path(args.out), hz=args.hz, car_id=args.car, csv=args.csv, kafka=kafka_from_args(args),
-                          kafka_optional=args.kafka_optional, live_hz=args.live_hz, batch_s=args.batch_s or None,
-                          wait=args.wait)
+    cfg = CollectorConfig.from_settings(settings_from_args(args), csv=args.csv, kafka_optional=args.kafka_optional, wait=args.wait)
     with _stop_on_signals(hurry=True) as stop, _log_to_stderr('f1twin collect'):
         collector = Collector(args.dir, cfg)  # a broker that does not answer is an error here (unless --kafka-optional)
-        print(f"f1twin collect: recording {'every packet' if not args.hz else f'at {args.hz:g} Hz'} into {args.out}"
+        print(f"f1twin collect: recording {'every packet' if not cfg.hz else f'at {cfg.hz:g} Hz'} into {cfg.out_dir}"
               + (f', publishing to {cfg.kafka}' if cfg.kafka else '') + '; Ctrl+C to stop', file=sys.stderr)
         if args.wait: print(f"f1twin collect: waiting for Assetto Corsa's shared memory in {args.dir or 'the default place'} ...", file=sys.stderr)
         summary = collector.run(stop=stop, hurry=stop.hurry, duration=args.duration, once=args.once)
@@ -70,17 +68,20 @@ def _collect_parser(sub):
                         'or SIGTERM stops it cleanly and prints a summary; a second one stops waiting for Kafka.')
     sp.add_argument('--dir', help="folder with the page files (default: Windows' named mappings, or /dev/shm)")
     sp.add_argument('--wait', action='store_true', help='wait until AC is running instead of failing')
-    sp.add_argument('--out', default='sessions', help='folder for session files (default: sessions)')
-    sp.add_argument('--hz', type=float, help='record at most HZ samples a second (default: every physics packet)')
+    sp.add_argument('--out', dest='sessions_dir', metavar='OUT', help="folder for session files (default: the settings' "
+                    'sessions_dir, else sessions)')
+    sp.add_argument('--hz', dest='record_hz', type=float, metavar='HZ', help='record at most HZ samples a second '
+                    "(default: the settings' record_hz, else every physics packet)")
     sp.add_argument('--csv', action='store_true', help="also write the original collector's CSV format")
     add_kafka_arguments(sp, help='publish to this Kafka bootstrap server (it must answer at start)')
     sp.add_argument('--kafka-optional', action='store_true', help='with --kafka: record even if the broker does not '
                     'answer at start, and deliver when it does')
     sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: 10 with batches, '
                     'else every recorded sample)')
-    sp.add_argument('--batch-s', type=float, default=0.1, help='every recorded sample goes to ac-telemetry-batch, a '
-                    'message this often (default: 0.1 s); 0: no batches')
-    sp.add_argument('--car', default='local', help='name of this car/rig, the Kafka key (default: local)')
+    sp.add_argument('--batch-s', type=float, help='every recorded sample goes to ac-telemetry-batch, a '
+                    "message this often (default: the settings' batch_s, else 0.1 s); 0: no batches")
+    sp.add_argument('--car', dest='car_id', metavar='CAR', help="name of this car/rig, the Kafka key (default: the settings' "
+                    'car_id, else local)')
     sp.add_argument('--duration', type=float, help='stop after this many seconds')
     sp.add_argument('--once', action='store_true', help='stop when the game ends the first session')
     sp.set_defaults(func=cmd_collect)
@@ -108,13 +109,14 @@ def cmd_replay(args) -> int:
     from f1twin.kafka_publish import KafkaPublisher
     from f1twin.events import replay
     from f1twin.schema import TOPICS
-    settings = kafka_from_args(args)
-    df = _load(args.session)
+    s = settings_from_args(args)
+    settings, df = s.kafka, _load(args.session)
     stop = _stop_on_signals()
     pub = KafkaPublisher(settings, ensure=TOPICS.values(), client_id='f1twin-replay')
     try:  # a wrong password or an untrusted certificate: an error now, not a replay into a buffer
         if not pub.check(): print(f'f1twin replay: Kafka at {settings} is not reachable; buffering until it is', file=sys.stderr)
-        r = replay(df, pub.publish, speed=args.speed, car_id=args.car, live_hz=args.live_hz, stop=stop, progress=True)
+        r = replay(df, pub.publish, speed=args.speed, car_id=s.car_id, live_hz=s.live_hz, stats_every_s=s.stats_every_s,
+                   stop=stop, progress=True)
     finally:  # a broker that never answered gets a short last chance, one that did the time to take the rest
         stats = pub.close(timeout=30 if pub.connected else 5)
     lost = stats.total('pending') + stats.total('dropped') + stats.total('failed')
@@ -131,8 +133,10 @@ def _replay_parser(sub):
     sp.add_argument('session', help='session file to replay')
     add_kafka_arguments(sp, required=True)
     sp.add_argument('--speed', type=float, default=1.0, help='times real time (default: 1)')
-    sp.add_argument('--car', help="car/rig name in the message keys (default: the session's)")
-    sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: every sample)')
+    sp.add_argument('--car', dest='car_id', metavar='CAR', help="car/rig name in the message keys (default: the settings' "
+                    "car_id, else the session's)")
+    sp.add_argument('--live-hz', type=float, help="rate of ac-telemetry-live messages (default: the settings' live_hz, else "
+                    'every sample)')
     sp.set_defaults(func=cmd_replay)
 
 # %% ../nbs/24a_cli_game.ipynb #df33a343
@@ -141,7 +145,7 @@ def cmd_agents_demo(args) -> int:
     from f1twin.agents import AgentsLoop
     from f1twin.experiences import AgentTopics
     topics = AgentTopics.suffixed(args.topics_suffix) if args.topics_suffix else AgentTopics()
-    loop = AgentsLoop(kafka_from_args(args), workers=args.workers, run_id=args.run_id, topics=topics, rate_hz=args.rate,
+    loop = AgentsLoop(settings_from_args(args).kafka, workers=args.workers, run_id=args.run_id, topics=topics, rate_hz=args.rate,
                       publish_every_s=args.publish_every)
     print(f'f1twin agents-demo: run {loop.run_id}: {args.workers} worker(s), trainer, shadow driver, anomaly monitor on '
           f'{loop.settings} for {args.duration:g} s ...', file=sys.stderr)

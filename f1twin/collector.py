@@ -15,6 +15,7 @@ from .laprules import LapRule, format_lap_time
 from .io import SessionWriter, SessionCloseError
 from . import shm
 from .events import LapTracker, SessionStats, LiveSender  # no Kafka code: that is imported only when asked for
+from .settings import Settings  # (and KafkaSettings, which loads no Kafka client)
 
 log = logging.getLogger('f1twin.collector')
 
@@ -46,6 +47,13 @@ class CollectorConfig:
     wait_poll_s: float = 0.1  # between attempts to open the pages while the game is away
     check_every_s: float = 0.5  # how often to check that the page files are still the game's
     security: dict | None = None  # Kafka SASL/SSL settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **more) -> CollectorConfig:
+        "The config `settings` describe (sessions folder, rig name, Kafka, rates), with `more` of the collector's own fields."
+        s = settings
+        return cls(**{'out_dir': s.sessions_dir, 'hz': s.record_hz, 'car_id': s.car_id or 'local', 'kafka': s.kafka,
+                      'live_hz': s.live_hz, 'batch_s': s.batch_s, 'stats_every_s': s.stats_every_s, **more})
 
 @dataclass
 class CollectorSummary:
@@ -317,8 +325,8 @@ def wait_for_pages(source, stop: threading.Event, deadline: float = math.inf, po
 # %% ../nbs/12_collector.ipynb #fd9dae05
 class Collector:
     "Polls AC's pages, records sessions to disk, publishes to Kafka; follows the game through pauses, restarts and exits."
-    def __init__(self, pages=None, config: CollectorConfig | None = None, publisher: KafkaPublisher | None = None):
-        self.cfg = config or CollectorConfig()
+    def __init__(self, pages=None, config: CollectorConfig | Settings | None = None, publisher: KafkaPublisher | None = None):
+        self.cfg = CollectorConfig.from_settings(config) if isinstance(config, Settings) else config or CollectorConfig()
         self.pages = pages if isinstance(pages, shm.ACPages) else None
         self._source = self.pages.source if self.pages is not None else pages
         self.publisher = publisher if publisher is not None else _publisher(self.cfg)

@@ -15,6 +15,7 @@ from .frame import (METRICS, GREEN, YELLOW, RED, display_numbers, metric_values 
                           sector_table_html as _sector_table_html, alerts_html, delta_bar_html, predicted_html,
                           splits_html, shift_light_html)
 from .figures import quiet_figure, frame_clock, map_figure, gauges_figure, series_figure, NO_G_TEXT, G_TITLES
+from .settings import Settings
 
 _log = logging.getLogger('f1twin.live')
 
@@ -56,11 +57,21 @@ def status_html(st: dict, *, running: bool, source: str, error: str | None = Non
             + f'{waiting} · {st["messages"]} messages{err}')
 
 # %% ../nbs/22_live.ipynb #f222267a
+def _settings(settings) -> Settings:
+    "`settings`, or the defaults for None; a LiveError for anything else."
+    if settings is None: return Settings()
+    if isinstance(settings, Settings): return settings
+    raise LiveError(f'settings must be a f1twin.settings.Settings (e.g. Settings.load()), got {type(settings).__name__}')
+
+# %% ../nbs/22_live.ipynb #361e5486
 class LivePanel:
     "The live telemetry panel: ipywidgets and plotly FigureWidgets over a `PanelModel` fed from any `poll()` feed."
-    def __init__(self, feed, *, fps: float = 10.0, window_s: float = 30.0, car_id: str | None = None,
-                 source: str | None = None, map_points: int = 600, track=None, poll_ms: int = 50,
-                 max_batch: int = 5000, autostart: bool = True, **model_kw):
+    def __init__(self, feed, *, settings: Settings | None = None, fps: float | None = None, window_s: float | None = None,
+                 car_id: str | None = None, source: str | None = None, map_points: int = 600, track=None,
+                 poll_ms: int = 50, max_batch: int = 5000, autostart: bool = True, **model_kw):
+        self.settings = s = _settings(settings)
+        fps, window_s = s.fps if fps is None else fps, s.window_s if window_s is None else window_s
+        car_id = s.car_id if car_id is None else car_id
         if not (isinstance(fps, (int, float)) and not isinstance(fps, bool) and 0 < fps <= 25):
             raise LiveError(f'fps must be a number of frames per second in (0, 25], got {fps!r}')
         if type(map_points) is not int or map_points < 10:
@@ -401,10 +412,12 @@ def _reference_for(reference, session):
 
 @patch(cls_method=True)
 def from_file(cls: LivePanel, path_or_df, *, speed: float = 1.0, car_id: str | None = None,
-              live_hz: float | None = None, alerts: bool = True, **kw) -> LivePanel:
+              live_hz: float | None = None, alerts: bool = True, settings: Settings | None = None, **kw) -> LivePanel:
     "A panel replaying a recorded session (a path or a `load_session` frame) at `speed` times real time; no broker."
     from f1twin.io import load_session
     from f1twin.events import file_feed
+    s = _settings(settings)  # the replay's car name and live rate, unless given here
+    car_id, live_hz = s.car_id if car_id is None else car_id, s.live_hz if live_hz is None else live_hz
     if not (isinstance(speed, (int, float)) and speed > 0): raise LiveError(f'speed must be a positive factor, got {speed!r}')
     df = path_or_df if hasattr(path_or_df, 'columns') else load_session(path_or_df)
     name = (os.path.basename(str(path_or_df)) if not hasattr(path_or_df, 'columns')
@@ -412,17 +425,21 @@ def from_file(cls: LivePanel, path_or_df, *, speed: float = 1.0, car_id: str | N
     kw.setdefault('track', df)
     if kw.get('reference') is not None: kw['reference'] = _reference_for(kw['reference'], df)
     make = lambda: file_feed(df, speed=speed, car_id=car_id, live_hz=live_hz, wrap=with_alerts if alerts else None)
-    return cls(make, source=f'file {name} x{speed:g}', **kw)
+    return cls(make, settings=s, car_id=car_id, source=f'file {name} x{speed:g}', **kw)
 
 @patch(cls_method=True)
-def from_kafka(cls: LivePanel, bootstrap, *, car_id: str | None = None, start='latest', security: dict | None = None,
-               track=None, **kw) -> LivePanel:
-    "A panel reading the f1twin topics from Kafka at `bootstrap` (from `start`); `track`: a session to draw the circuit from."
+def from_kafka(cls: LivePanel, bootstrap=None, *, car_id: str | None = None, start='latest', security: dict | None = None,
+               track=None, settings: Settings | None = None, **kw) -> LivePanel:
+    "A panel reading the f1twin topics from Kafka at `bootstrap` (or `settings.kafka`; a Settings may come first instead) from `start`."
     from f1twin.kafka_read import TopicReader
+    if isinstance(bootstrap, Settings): settings, bootstrap = bootstrap, None
+    s = _settings(settings)
+    bootstrap, car_id = s.kafka if bootstrap is None else bootstrap, s.car_id if car_id is None else car_id
+    if bootstrap is None: raise LiveError('from_kafka needs a broker: a bootstrap address, or settings with kafka (Settings.load)')
     if isinstance(track, (str, os.PathLike)):
         from f1twin.io import load_session
         track = load_session(track)  # a bad path fails here, before any connection
     if kw.get('reference') is not None: kw['reference'] = _reference_for(kw['reference'], track)
     reader = TopicReader(bootstrap, list(PANEL_TOPICS), start=start, car_id=car_id, security=security, client_id='f1twin-live')
-    try: return cls(reader, car_id=car_id, source=f'Kafka {bootstrap}', track=track, **kw)
+    try: return cls(reader, settings=s, car_id=car_id, source=f'Kafka {bootstrap}', track=track, **kw)
     except BaseException: reader.close(); raise

@@ -84,6 +84,8 @@ def parse(*argv):
 
 
 def test_cli_kafka_options_build_the_settings(tmp_path, monkeypatch):
+    for var in ("F1TWIN_KAFKA", "F1TWIN_CONFIG"): monkeypatch.delenv(var, raising=False)  # no settings but the options
+    monkeypatch.chdir(tmp_path)  # (and no ./f1twin.toml)
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     monkeypatch.setenv("RIG_PW", "pw-from-env")
@@ -104,7 +106,7 @@ def test_cli_kafka_options_build_the_settings(tmp_path, monkeypatch):
                         (("--kafka", "k:1", "--kafka-ssl-cafile", str(ca)), "does not use TLS")]:
         with pytest.raises(F1twinError, match=words):
             kafka_from_args(parse(*argv))
-    with pytest.raises(F1twinError, match="needs --kafka"):
+    with pytest.raises(F1twinError, match="needs where Kafka is: a bootstrap address \\(--kafka HOST:PORT"):
         kafka_from_args(build_parser().parse_args(["report", "s.csv", "--kafka-ssl-cafile", str(ca)]))
 
 
