@@ -5,7 +5,7 @@
 # %% ../nbs/19b_agents.ipynb #1e373ebb
 from __future__ import annotations
 import multiprocessing as mp
-import queue, time, uuid
+import os, queue, threading, time, uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -23,8 +23,21 @@ def _sessions() -> list[str]:
 def _bus(cfg: dict, who: str):
     return KafkaBus(cfg['kafka'], client_id=f"f1twin-{who}-{cfg['run_id']}")
 
+def _end_with_parent(ctl: dict, grace_s: float = 15.0) -> None:
+    """If the loop's process dies (killed, crashed), end this one as if told to stop, and exit after `grace_s` whatever
+    it is doing: a worker, trainer or shadow driver never outlives the run (they kept publishing, orphaned, before)."""
+    parent = mp.parent_process()
+    if parent is None: return
+    def watch():
+        parent.join()  # its sentinel: returns once the parent is gone
+        for k in ('stop', 'drain', 'exit'): ctl[k].set()
+        time.sleep(grace_s)
+        os._exit(3)
+    threading.Thread(target=watch, daemon=True, name='f1twin-parent-watch').start()
+
 def _worker_proc(cfg: dict, wid: str, session: str, ctl: dict, out) -> None:
     "A worker process: step until told to stop, deliver, report; then follow models until the final version."
+    _end_with_parent(ctl)
     from f1twin.trainer import ModelFollower
     topics, bus = AgentTopics.from_names(cfg['topics']), _bus(cfg, wid)
     env = ReplayEnv(session, track=TrackModel.from_session(__import__('f1twin.io', fromlist=['x']).load_session(cfg['reference'])))
@@ -54,6 +67,7 @@ def _worker_proc(cfg: dict, wid: str, session: str, ctl: dict, out) -> None:
 # %% ../nbs/19b_agents.ipynb #603da8e5
 def _trainer_proc(cfg: dict, ctl: dict, out) -> None:
     "The trainer process: train until told to drain, then drain, publish the last model and report."
+    _end_with_parent(ctl)
     from f1twin.trainer import Trainer, BCLearner
     topics, bus = AgentTopics.from_names(cfg['topics']), _bus(cfg, 'trainer')
     tr = Trainer(bus, BCLearner(), run_id=cfg['run_id'], trainer_id='trainer', topics=topics,
@@ -73,6 +87,7 @@ def _trainer_proc(cfg: dict, ctl: dict, out) -> None:
 
 def _shadow_proc(cfg: dict, ctl: dict, out) -> None:
     "The shadow driver (and the anomaly monitor, if f1twin.anomalies is there) on a replayed session."
+    _end_with_parent(ctl)
     from f1twin.events import file_feed
     from f1twin.io import load_session
     from f1twin.trainer import ModelFollower

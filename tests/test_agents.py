@@ -84,3 +84,22 @@ def test_faults_worker_killed_trainer_restarted_late_worker_junk(kafka_bootstrap
     for spec in topics.specs:  # the junk on every topic: skipped and counted, by reason
         assert summary.skipped.get(spec.name) == {'malformed': 1, 'foreign': 1, 'invalid': 1}, (spec.name, summary.skipped)
     assert 'skipped' in str(summary) and 'killed' in str(summary)
+
+
+def test_the_loops_processes_end_when_the_loop_is_killed(kafka_bootstrap):
+    """`f1twin agents-demo` killed with SIGKILL (a crash, or a test's timeout): its trainer, shadow driver and workers
+    end by themselves (they kept running and publishing, orphaned, before)."""
+    import psutil
+    from conftest import wait_until
+    demo = subprocess.Popen([str(Path(sys.executable).parent / 'f1twin'), 'agents-demo', '--kafka', kafka_bootstrap,
+                             '--workers', '2', '--duration', '120', '--topics-suffix', f'orphan-{uuid.uuid4().hex[:8]}'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        parent = psutil.Process(demo.pid)
+        kids = wait_until(lambda: len(parent.children()) >= 4 and parent.children(), 120, 'trainer, shadow and two workers')
+    finally:
+        demo.kill()
+        demo.wait(timeout=30)
+    gone, alive = psutil.wait_procs(kids, timeout=40)
+    for p in alive: p.kill()
+    assert not alive, f'{len(alive)} of its {len(kids)} processes still running after 40 s'
