@@ -358,10 +358,13 @@ class Collector:
         return self.summary
 
     def _poll(self, stop: threading.Event) -> None:
-        "Read the physics packetId every `poll_s`; each new one is a physics step, recorded while the game is LIVE."
+        """Read the physics packetId every `poll_s`; each new one is a physics step, recorded while the game is LIVE.
+        After a step it sleeps until `poll_s` before the next is due (the game's step period, measured): a wake-up or
+        two per step instead of one every `poll_s`, each step still seen within `poll_s` of its writing."""
         pages, recording, hz, poll_s = self.pages, self.recording, self.cfg.hz, self.cfg.poll_s
         clock, sleep, deadline = time.monotonic, time.sleep, self._deadline
         last_pid, next_due, now = None, 0.0, clock()
+        period, seen_pid, seen_at = 0.0, None, 0.0  # the game's step period, from the steps seen one to three apart
         while not (stop.is_set() or self._over):
             polled, now = now, clock()
             if now >= deadline: return
@@ -371,6 +374,9 @@ class Collector:
                 sleep(poll_s)
                 continue
             last_pid = pid
+            if seen_pid is not None and 0 < pid - seen_pid <= 3 and now - seen_at < 0.05:
+                period += 0.1 * ((now - seen_at) / (pid - seen_pid) - period)
+            seen_pid, seen_at = pid, now
             if hz:
                 if now < next_due: continue  # downsampling: not this packet
                 next_due = max(next_due + 1.0 / hz, now)
@@ -381,6 +387,8 @@ class Collector:
                 elif recording.not_live(g.status) and self._once: self._over = True
             except shm.TornReadError: last_pid = None  # a page kept changing under us: look again
             if now >= self._idle_at: self._periodic(now)
+            rest = period - poll_s - (clock() - now)  # the next step is not due before
+            if rest > 0: sleep(rest)
 
     def _periodic(self, now: float, idle: bool = False) -> None:
         "Every 10 ms: if `idle`, the game's status (OFF ends the session); the disk flush; every `check_every_s`: ACPagesGone?"
