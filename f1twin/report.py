@@ -359,6 +359,9 @@ def _run_template(nb, params: dict, tmp: Path, name: str, timeout: float, what) 
 def _html_warm_up(tmp: Path):
     "Convert a one-cell notebook in a thread: nbconvert's first page (imports, templates: 1-2 s) overlaps the kernel's run."
     import nbformat, threading
+    # papermill (run next, in this thread) and nbconvert share jupyter_client: imported from two threads at once it
+    # can fail ("cannot import name 'AsyncKernelManager' from partially initialized module"), so this thread first
+    import papermill  # noqa: F401
     path = tmp / 'warm-up.ipynb'
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('## warm-up')]), path)
     def convert():
