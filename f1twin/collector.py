@@ -390,21 +390,26 @@ class Collector:
             rest = period - poll_s - (clock() - now)  # the next step is not due before
             if rest > 0: sleep(rest)
 
-    def _periodic(self, now: float, idle: bool = False) -> None:
-        "Every 10 ms: if `idle`, the game's status (OFF ends the session); the disk flush; every `check_every_s`: ACPagesGone?"
-        self._idle_at = now + 0.01
-        if idle and (status := self.pages.status()) != shm.AC_LIVE and self.recording.not_live(status) and self._once:
-            self._over = True
-        self.recording.periodic(now)
-        if now >= self._check_at:
-            self._check_at = now + self.cfg.check_every_s
-            why = self.pages.gone()
-            if why: raise shm.ACPagesGone(why, self.pages.where)
+# %% ../nbs/12_collector.ipynb #39a9de51
+from fastcore.basics import patch
 
-    def _detach(self, why: str) -> None:
-        "The game closed its pages: end the session, let go of the pages, wait for new ones (or stop, with `once`)."
-        log.warning('the game closed its shared memory (%s); waiting for it to start again', why)
-        self.recording.end()
-        self.pages.close()
-        self.pages, self.summary.game_exits = None, self.summary.game_exits + 1
-        if self._once and self.summary.sessions: self._over = True
+@patch
+def _periodic(self: Collector, now: float, idle: bool = False) -> None:
+    "Every 10 ms: if `idle`, the game's status (OFF ends the session); the disk flush; every `check_every_s`: ACPagesGone?"
+    self._idle_at = now + 0.01
+    if idle and (status := self.pages.status()) != shm.AC_LIVE and self.recording.not_live(status) and self._once:
+        self._over = True
+    self.recording.periodic(now)
+    if now >= self._check_at:
+        self._check_at = now + self.cfg.check_every_s
+        why = self.pages.gone()
+        if why: raise shm.ACPagesGone(why, self.pages.where)
+
+@patch
+def _detach(self: Collector, why: str) -> None:
+    "The game closed its pages: end the session, let go of the pages, wait for new ones (or stop, with `once`)."
+    log.warning('the game closed its shared memory (%s); waiting for it to start again', why)
+    self.recording.end()
+    self.pages.close()
+    self.pages, self.summary.game_exits = None, self.summary.game_exits + 1
+    if self._once and self.summary.sessions: self._over = True
