@@ -34,8 +34,12 @@ def test_training_panel_draws_in_jupyterlab(jupyterlab):
             errors = page.locator('.jp-OutputArea-output:has-text("Traceback")').all_inner_texts()
             assert not errors, errors
             page.wait_for_selector('.f1twin-training .js-plotly-plot .main-svg', timeout=60_000)
-            page.wait_for_function(f'() => {{ const r = ({READ})(); return r && r.lines.length == 2 && r.lines.every(n => n > 5); }}',
-                                   timeout=60_000)
+            try:
+                page.wait_for_function(f'() => {{ const r = ({READ})(); return r && r.lines.length == 2 && r.lines.every(n => n > 5); }}',
+                                       timeout=60_000)
+            except Exception:  # what the page showed, for the failure's message and a screenshot
+                page.screenshot(path=str(ARTIFACTS / 'training-panel-failed.png'), full_page=True)
+                pytest.fail(f'the chart never drew its two lines: {page.evaluate(READ)}')
             r = page.evaluate(READ)
             panel = page.locator('.f1twin-training').first
             panel.scroll_into_view_if_needed()
