@@ -20,8 +20,8 @@ from .settings import Settings  # (and KafkaSettings, which loads no Kafka clien
 log = logging.getLogger('f1twin.collector')
 
 # %% auto #0
-__all__ = ['log', 'CollectorError', 'CollectorConfig', 'CollectorSummary', 'PacketCounter', 'close_publisher', 'kafka_report',
-           'SessionRecorder', 'Recording', 'wait_for_pages', 'Collector']
+__all__ = ['log', 'CollectorError', 'CollectorConfig', 'CollectorSummary', 'PacketCounter', 'StepGrid', 'close_publisher',
+           'kafka_report', 'SessionRecorder', 'Recording', 'wait_for_pages', 'Collector']
 
 # %% ../nbs/12_collector.ipynb #3916bdc6
 class CollectorError(F1twinError):
@@ -42,7 +42,7 @@ class CollectorConfig:
     batch_s: float | None = 0.1  # every recorded sample to ac-telemetry-batch, a batch this often; None: no batches
     stats_every_s: float = 5.0
     flush_every_s: float = 1.0
-    poll_s: float = 0.001  # sleep between packetId reads
+    poll_s: float = 0.001  # between packetId reads while a step is late or the game stands still (see StepGrid)
     wait: bool = True  # the game's pages not there at start: wait for them (False: shm.ACNotRunning at once)
     wait_poll_s: float = 0.1  # between attempts to open the pages while the game is away
     check_every_s: float = 0.5  # how often to check that the page files are still the game's
@@ -111,6 +111,63 @@ class PacketCounter:
             missed = min(steps - 1, could)
             self.missed += missed
             self.skipped += steps - 1 - missed
+
+# %% ../nbs/12_collector.ipynb #5a7e9c02
+class StepGrid:
+    "When to look for the game's next physics step: just after it is due on the grid of its steps, measured by probes."
+    def __init__(self, poll_s: float = 0.001, fine_s: float = 0.00025, margin_s: float = 0.0003, probe_every: int = 16,
+                 max_sleep_s: float = 0.05):
+        self.poll_s, self.fine_s, self.margin_s = poll_s, min(fine_s, poll_s), margin_s
+        self.probe_every, self.max_sleep_s = probe_every, max_sleep_s
+        self.period = 0.0  # the game's step period (s); 0 until measured
+        self.wake_at, self.probes, self._odd, self._lead = 0.0, 0, 0, 2 * self.fine_s
+        self.reset()
+
+    def reset(self) -> None:
+        "Forget the grid's phase (a pause, new pages): the next steps are probed."
+        self._pid, self._write, self._ref, self._since, self._probing = None, 0.0, None, 0, True
+
+    def seen(self, pid: int, now: float, polled: float) -> None:
+        "Step `pid` first seen by the look at `now`; the look before it, at `polled`, did not see it."
+        if pid == self._pid: return
+        dp = pid - self._pid if self._pid is not None else 0
+        pred = self._write + self.period * dp if self.period and 0 < dp <= 1000 else None
+        close = now - polled <= 3 * self.fine_s or not self.period and now - polled <= 3 * self.poll_s
+        if close:  # pinned between two close looks: a measurement of the grid (coarser until a period is known)
+            write = (polled + now) / 2
+            self._measure(pid, write)
+        elif pred is not None and now - pred <= max(2 * self.period, 0.002): write = min(pred, now)
+        else: write, pred = now, None  # far from the grid (a pause, a stall, another rate): probe the next step
+        if self._probing and self.period:  # a probe that found the step already there looks earlier next time
+            self._lead = max(2 * self.fine_s, 0.75 * self._lead) if close else min(2 * self._lead, self.period / 2)
+            if not close: self._since = self.probe_every
+        self._pid, self._write, self._since = pid, write, self._since + 1
+        self._probing = not self.period or pred is None and not close or self._since >= self.probe_every
+        if self._probing:
+            self._since, self.probes = 0, self.probes + 1
+            self.wake_at = write + self.period - self._lead if self.period else now
+        else: self.wake_at = write + self.period + self.margin_s
+
+    def _measure(self, pid: int, write: float) -> None:
+        "A step's writing time measured: the period from the last measurement 8+ steps (and under 1 s) before; a rate 20 % off the one known is taken when measured three times running."
+        ref = self._ref
+        if ref is not None and 8 <= pid - ref[0] <= 2000 and 0 < write - ref[1] < 1.0:
+            p = (write - ref[1]) / (pid - ref[0])
+            if not self.period or abs(p / self.period - 1) < 0.2 or self._odd >= 2:  # a new rate is believed the third time
+                self.period, self._odd = p if not self.period or self._odd >= 2 else self.period + 0.25 * (p - self.period), 0
+            else: self._odd += 1
+        if ref is None or not 0 < pid - ref[0] < 8 or write - ref[1] >= 1.0: self._ref = (pid, write)
+
+    def not_before(self, t: float) -> None:
+        "Nothing is wanted before `t` (a downsampled recording): the next look is at the step due at or after it."
+        if self.period and self.wake_at < t:
+            self.wake_at = self._write + math.ceil((t - self._write) / self.period) * self.period + self.margin_s
+            if self._probing: self.wake_at -= self.margin_s + self._lead
+
+    def wait(self, now: float) -> float:
+        "How long to sleep from `now` before the next look."
+        if now < self.wake_at: return min(self.wake_at - now, self.max_sleep_s)
+        return self.fine_s if self._probing and self.period else self.poll_s
 
 # %% ../nbs/12_collector.ipynb #33d21b62
 def _publisher(cfg: CollectorConfig) -> KafkaPublisher | None:
@@ -232,12 +289,12 @@ class SessionRecorder:
 
 # %% ../nbs/12_collector.ipynb #01b3b80c
 def _tune_interpreter():
-    "A short GIL switch interval and gc.freeze for the polling loop; returns the function that undoes both."
-    switch, frozen = sys.getswitchinterval(), gc.get_freeze_count()
-    sys.setswitchinterval(0.0005)  # the disk and Kafka threads give the GIL back within half a millisecond
+    """gc.freeze for the polling loop; returns the function that undoes it. (The GIL's switch interval is left at
+    Python's 5 ms: a 0.5 ms one, tried, cost about 1.5 % of a core in forced switches with the Kafka threads and
+    lost more packets, not fewer, once the loop slept until each step was due; bench/collector_bench.py.)"""
+    frozen = gc.get_freeze_count()
     gc.freeze()  # what is loaded now (pandas, pyarrow, ...) is never scanned again: no long full collections
     def restore():
-        sys.setswitchinterval(switch)
         if not frozen: gc.unfreeze()  # objects frozen before the collector ran stay frozen
     return restore
 
@@ -358,37 +415,37 @@ class Collector:
         return self.summary
 
     def _poll(self, stop: threading.Event) -> None:
-        """Read the physics packetId every `poll_s`; each new one is a physics step, recorded while the game is LIVE.
-        After a step it sleeps until `poll_s` before the next is due (the game's step period, measured): a wake-up or
-        two per step instead of one every `poll_s`, each step still seen within `poll_s` of its writing."""
-        pages, recording, hz, poll_s = self.pages, self.recording, self.cfg.hz, self.cfg.poll_s
-        clock, sleep, deadline = time.monotonic, time.sleep, self._deadline
+        """Read the physics packetId when the next step is due (`StepGrid`: about one look per step, every `poll_s`
+        while a step is late or the game stands still); each new one is a physics step, recorded while the game is LIVE."""
+        pages, recording, hz = self.pages, self.recording, self.cfg.hz
+        clock, sleep, deadline, grid = time.monotonic, time.sleep, self._deadline, StepGrid(self.cfg.poll_s)
         last_pid, next_due, now = None, 0.0, clock()
-        period, seen_pid, seen_at = 0.0, None, 0.0  # the game's step period, from the steps seen one to three apart
         while not (stop.is_set() or self._over):
             polled, now = now, clock()
             if now >= deadline: return
             pid = pages.physics_packet_id()
             if pid == last_pid:
                 if now >= self._idle_at: self._periodic(now, idle=True)
-                sleep(poll_s)
+                sleep(grid.wait(now))
                 continue
             last_pid = pid
-            if seen_pid is not None and 0 < pid - seen_pid <= 3 and now - seen_at < 0.05:
-                period += 0.1 * ((now - seen_at) / (pid - seen_pid) - period)
-            seen_pid, seen_at = pid, now
-            if hz:
-                if now < next_due: continue  # downsampling: not this packet
-                next_due = max(next_due + 1.0 / hz, now)
+            grid.seen(pid, now, polled)
+            if hz and now < next_due:  # downsampling: not this packet; the next look at the step due then
+                grid.not_before(next_due)
+                sleep(grid.wait(clock()))
+                continue
+            if hz: next_due = max(next_due + 1.0 / hz, now)
             try:
                 p, g = pages.physics(pid), pages.graphics()
                 last_pid = p.packetId
                 if g.status == shm.AC_LIVE: recording.add(p, g, pages.static, now, polled)
-                elif recording.not_live(g.status) and self._once: self._over = True
+                else:
+                    grid.reset()
+                    if recording.not_live(g.status) and self._once: self._over = True
             except shm.TornReadError: last_pid = None  # a page kept changing under us: look again
             if now >= self._idle_at: self._periodic(now)
-            rest = period - poll_s - (clock() - now)  # the next step is not due before
-            if rest > 0: sleep(rest)
+            if hz: grid.not_before(next_due)
+            sleep(grid.wait(clock()))
 
 # %% ../nbs/12_collector.ipynb #39a9de51
 from fastcore.basics import patch

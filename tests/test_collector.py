@@ -461,3 +461,38 @@ def test_pause_and_replay_record_nothing_and_invent_no_laps(tmp_path):
     assert rec['packet_id'].is_unique and not set(rec['packet_id']) & set(replayed)
     assert len(rec) + summary.packets_missed + summary.packets_skipped == 350, 'every LIVE packet recorded or counted, no more'
     assert summary.packets_missed <= 35, 'it keeps up with the game (how closely: bench/collector_bench.py)'
+
+
+def look_at(grid_game, end, grid, oversleep=0.0001, hz=None, seed=3):
+    """Drive `grid` (a StepGrid) against a game writing packet k+1 at `grid_game[k]`, as the collector's loop does
+    (downsampled to `hz` if given): (ids recorded, looks)."""
+    rng, t, prev, last, rec, looks, next_due = np.random.default_rng(seed), 0.0, 0.0, None, [], 0, 0.0
+    while t < end:
+        k = int(np.searchsorted(grid_game, t, side='right'))
+        looks += 1
+        if k and k != last:
+            grid.seen(k, t, prev); last = k
+            if hz and t < next_due: grid.not_before(next_due)
+            else:
+                rec.append(k)
+                if hz: next_due = max(next_due + 1 / hz, t); grid.not_before(next_due)
+        prev, t = t, t + grid.wait(t) + rng.uniform(0, oversleep)
+    return np.array(rec), looks
+
+
+def test_step_grid_follows_a_game_that_changes_rate():
+    from f1twin.collector import StepGrid
+    fast = np.arange(0.001, 2.0, 1 / 333)
+    slow = fast[-1] + np.arange(1, 301) / 100  # then 100 Hz for 3 s
+    ids, looks = look_at(np.concatenate([fast, slow]), 5.2, grid := StepGrid())
+    assert (np.diff(ids) == 1).all() and len(ids) == len(fast) + len(slow), 'no step missed at either rate'
+    assert abs(grid.period - 0.01) < 1e-4, 'the new rate is the grid\'s'
+    assert looks < 2 * len(ids), f'{looks} looks for {len(ids)} steps (polling every poll_s: about 5 a step)'
+
+
+def test_step_grid_downsampled_looks_only_near_the_steps_it_wants():
+    from f1twin.collector import StepGrid
+    game = np.arange(0.001, 5.0, 1 / 333)
+    ids, looks = look_at(game, 5.0, StepGrid(), hz=10)
+    assert 48 <= len(ids) <= 51 and np.all(np.diff(ids) >= 30), 'one step every 0.1 s'
+    assert looks < 10 * len(ids) + 200, f'{looks} looks for {len(ids)} steps recorded at 10 Hz (not one per game step)'
