@@ -244,9 +244,10 @@ class SessionRecorder:
             self._pub.publish(topic, self._key, {'session_id': self.session_id, 'car_id': self._cfg.car_id,
                                                  'timestamp': time.time(), **value})
 
-    def record(self, rec: dict, now: float) -> None:
-        "The record's lap and sector events (published), the record into the file, live telemetry and statistics."
-        for kind, ev in self.tracker.update(rec):
+    def record(self, rec: dict, now: float, step=None) -> None:
+        """The record's lap and sector events (published), the record into the file, live telemetry and statistics.
+        `step`: `LapRule`'s step for it if already taken (by `Recording`: the rule runs once per record)."""
+        for kind, ev in self.tracker.update(rec, step):
             if kind == 'lap':
                 self.laps.append(ev)
                 self._send(LAP_EVENTS.name, ev)
@@ -323,7 +324,7 @@ class Recording:
         s, self._last = self.session, pid
         rec.update(timestamp=time.time(), session_time_s=step.time_ms / 1000, distance=rec['normalized_position'] * s.track_length,
                    session_id=s.session_id, car_id=self.cfg.car_id)
-        s.record(rec, now)
+        s.record(rec, now, None if step.restart else step)  # a restart's record is the new session's first
 
     def _start(self, static: shm.Static, now: float, fresh: bool) -> None:
         self.session = SessionRecorder(static, self.cfg, self.publisher, self._disk, now)

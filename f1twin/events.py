@@ -27,9 +27,10 @@ class LapTracker:
     _prev_done: int | None = None
     _sectors: list = field(default_factory=list)
 
-    def update(self, r: dict) -> list[tuple[str, dict]]:
-        "Events for record `r`: ('restart', {...}), ('sector', {...}), ('lap', {...}) in the order they happened."
-        st, p_done, self._prev_done = self._rule.step(r), self._prev_done, r['completed_laps']
+    def update(self, r: dict, step=None) -> list[tuple[str, dict]]:
+        """Events for record `r`: ('restart', {...}), ('sector', {...}), ('lap', {...}) in the order they happened.
+        `step`: the rule's step for `r` if the caller has already taken it (the collector does, to find restarts)."""
+        st, p_done, self._prev_done = step if step is not None else self._rule.step(r), self._prev_done, r['completed_laps']
         if st.restart:
             self._sectors, self.laps, self.best_ms, self.best_sectors = [], [], math.inf, {}
             return [('restart', {'reason': st.restart, 'completed_laps': int(r['completed_laps']),
