@@ -84,11 +84,18 @@ def decoded_y(t: dict) -> np.ndarray:
     return np.asarray(y, float)
 
 
+# The module's reports are made once for the tests that read them: those tests run on one xdist worker (each
+# worker would otherwise make its own copy of a module-scoped fixture; `--dist loadgroup`, pyproject.toml).
+ONE_WORKER_REPORTS = pytest.mark.xdist_group('report-of-each-session')
+ONE_WORKER_FULL_RATE = pytest.mark.xdist_group('report-at-full-rate')
+
+
 @pytest.fixture(scope='module', params=list(SESSIONS))
 def report(request, tmp_path_factory):
     return request.param, make_report(ROOT / 'data' / request.param, tmp_path_factory.mktemp('report'))
 
 
+@ONE_WORKER_REPORTS
 def test_report_of_each_real_session(report):
     name, r = report
     times = SESSIONS[name]
@@ -109,6 +116,7 @@ def _plotly_js() -> str:
     return get_plotlyjs()
 
 
+@ONE_WORKER_REPORTS
 def test_tables_and_axes_show_labels_not_column_names(report):
     name, r = report
     page = r.html.read_text()
@@ -125,6 +133,7 @@ def test_tables_and_axes_show_labels_not_column_names(report):
         assert not [x for x in titles if RAW_NAME.search(x)], f'{lay["title"]["text"]}: raw names in {titles}'
 
 
+@ONE_WORKER_REPORTS
 def test_times_are_in_the_unit_their_label_says(report):
     name, r = report
     lt = lap_table(load_session(ROOT / 'data' / name))
@@ -143,6 +152,7 @@ def test_times_are_in_the_unit_their_label_says(report):
     assert float(lap_row[spread[0].index('Range (s)')]) == pytest.approx((timed.max() - timed.min()) / 1000, abs=1e-3)
 
 
+@ONE_WORKER_REPORTS
 def test_no_webgl_for_small_traces_and_gears_held_at_shifts(report):
     name, r = report
     figs = figures(r.notebook)
@@ -323,6 +333,7 @@ def test_report_of_a_session_read_back_from_kafka(tmp_path, kafka_bootstrap):
         assert '1:22.160' in page and '1:21.790' in page and f'kafka:{kafka_bootstrap}' in page
 
 
+@ONE_WORKER_REPORTS
 def test_report_opens_with_what_a_driver_reads_first(report):
     name, r = report
     page = r.html.read_text()
@@ -383,6 +394,7 @@ def full_rate(tmp_path_factory):
     return s, make_report(path, d / 'out')
 
 
+@ONE_WORKER_FULL_RATE
 def test_a_full_rate_report_keeps_its_content_and_stays_under_6_mb(full_rate):
     s, r = full_rate
     page = r.html.read_text()
@@ -394,6 +406,7 @@ def test_a_full_rate_report_keeps_its_content_and_stays_under_6_mb(full_rate):
     assert len(figs) == 9 and not [t for f in figs for t in f['data'] if t['type'] == 'scattergl']
 
 
+@ONE_WORKER_FULL_RATE
 def test_full_rate_maps_are_thinned_to_what_the_eye_sees(full_rate):
     s, r = full_rate
     maps = [f for f in figures(r.notebook) if f['layout'].get('meta', {}).get('f1twin', {}).get('lap') is not None]

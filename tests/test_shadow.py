@@ -10,6 +10,9 @@ from f1twin.shadow import ShadowDriver, shadow_session
 from f1twin.trainer import BCLearner, Model, load_policy
 
 
+pytestmark = pytest.mark.xdist_group('shadow-trained')  # the model is trained once, on one worker
+
+
 @pytest.fixture(scope='module')
 def trained():
     s = prepare_session(load_session(sample_session_path()))
