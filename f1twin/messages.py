@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_messages.ipynb #cd1d9469
 from __future__ import annotations
-import base64, binascii, json, logging, math, operator
+import base64, binascii, json, logging, math
 from dataclasses import dataclass, replace
 import numpy as np
 from .schema import F1twinError, TopicSpec, TOPICS, TELEMETRY_FIELDS
@@ -456,11 +456,6 @@ def _columns_problem(v) -> str | None:
 def batch_columns(samples, fields: tuple[str, ...] = LIVE_COLUMNS) -> dict:
     "The `columns` of a batch of `samples` (dicts with the record's fields; NaN or None for an unknown float)."
     if not samples: raise StreamError('a batch needs at least one sample')
-    fast = _matrix_columns(samples, fields)
-    return fast if fast is not None else _list_columns(samples, fields)
-
-def _list_columns(samples, fields: tuple[str, ...]) -> dict:
-    "`batch_columns` column by column: any samples (a field missing is None); a value that is not a number is an error."
     out = {}
     for name in fields:
         f = BATCH_COLUMNS.get(name)
@@ -472,25 +467,6 @@ def _list_columns(samples, fields: tuple[str, ...]) -> dict:
                               f'is not a number{"" if f.optional else " (the field is required)"}') from None
         out[name] = encode_array(a, f.dtype)
     return out
-
-_GETTERS: dict[tuple, tuple] = {}  # fields -> (their itemgetter, their MessageFields)
-
-def _matrix_columns(samples, fields: tuple[str, ...]) -> dict | None:
-    """`batch_columns` the quick way, for samples that have every field, all numbers (a collector's records): one
-    2-D array instead of a Python list per column. None when that is not the case: the per-column way then says
-    what is wrong, or reads what it can (the same columns either way)."""
-    spec = _GETTERS.get(fields)
-    if spec is None:
-        if len(fields) < 2 or any(n not in BATCH_COLUMNS for n in fields): return None
-        cols = [BATCH_COLUMNS[n] for n in fields]
-        spec = _GETTERS[fields] = (operator.itemgetter(*fields), cols, [j for j, f in enumerate(cols) if f.dtype[0] != 'f'])
-    get, cols, whole = spec
-    try: m = np.array([get(s) for s in samples], dtype=np.float64)
-    except (KeyError, TypeError, ValueError, OverflowError): return None
-    w = m[:, whole]
-    if not (np.abs(w) < 2.0 ** 53).all() or (w != np.floor(w)).any(): return None  # whole numbers a float holds exactly
-    ints = dict(zip(whole, w.T.astype(np.int64)))
-    return {f.name: encode_array(ints[j] if j in ints else m[:, j], f.dtype) for j, f in enumerate(cols)}
 
 def batch_arrays(columns: dict) -> dict[str, np.ndarray]:
     "The checked (read-only) arrays of a batch's `columns`, by field; StreamError if it is not a valid one."
