@@ -90,6 +90,8 @@ def test_live_panel_in_jupyterlab(jupyterlab):
         browser = launch(p)
         try:
             page = browser.new_page(viewport={'width': 1400, 'height': 1100})
+            errors = []  # the page's own errors (a widget model that failed to load, ...), said when the test fails
+            page.on('pageerror', lambda e: errors.append(str(e)[:300]))
             page.goto(f'{jupyterlab}/lab/tree/live.ipynb')
             start_run_all(page)
             page.wait_for_selector('.f1twin-panel .f1twin-metric .f1twin-metric-value', timeout=120_000)
@@ -131,7 +133,7 @@ def test_live_panel_in_jupyterlab(jupyterlab):
                                                  'splits')) and seen['outline'] and seen['colours'] and seen.get('bars') \
                     and (both or 'alert' in seen)
             try: poll(page, everything, timeout=150, what='the panel running')
-            finally: print(seen)
+            finally: print(seen, 'page errors:', errors)
             page.locator('.f1twin-panel').first.screenshot(path=str(ARTIFACTS / 'live-panel-running.png'))
             page.screenshot(path=str(ARTIFACTS / 'live-panel-window.png'))
             assert not {'G lat', 'G lon'} & set(seen['no_g']['legend']) and 'steering' in seen['no_g']['legend']
