@@ -6,8 +6,7 @@
 from __future__ import annotations
 
 # %% auto #0
-__all__ = ['NO_G_TEXT', 'G_TITLES', 'quiet_figure', 'figure_widget', 'frame_clock', 'map_figure', 'gauges_figure',
-           'series_figure']
+__all__ = ['NO_G_TEXT', 'G_TITLES', 'quiet_figure', 'frame_clock', 'map_figure', 'gauges_figure', 'series_figure']
 
 # %% ../nbs/22b_figures.ipynb #211b7b1d
 def quiet_figure(fig):
@@ -17,25 +16,6 @@ def quiet_figure(fig):
         try: fig.unobserve(getattr(BaseFigureWidget, f'_handler_js2py_{name}'), names=f'_js2py_{name}')
         except (AttributeError, ValueError): pass  # another plotly version: nothing to remove
     return fig
-
-_figure_class = None
-
-def figure_widget(*args, **kw):
-    "A plotly `FigureWidget(*args, **kw)` whose comm opens with its data and layout in the first state, quiet (`quiet_figure`)."
-    global _figure_class
-    if _figure_class is None:
-        import plotly.graph_objects as go
-        class FigureWidget(go.FigureWidget):
-            "go.FigureWidget whose comm opens once plotly.py has set its data and layout (at the end of its __init__)."
-            _f1twin_built = False
-            def open(self):
-                if self._f1twin_built: super().open()
-            def __init__(self, *args, **kw):
-                super().__init__(*args, **kw)
-                self._f1twin_built = True
-                self.open()
-        _figure_class = FigureWidget
-    return quiet_figure(_figure_class(*args, **kw))
 
 _CLOCK_ESM = '''
 export default {
@@ -64,7 +44,7 @@ def frame_clock():
 def map_figure():
     "The circuit map: outline (trace 0), trail coloured by speed (1), the car (2), line and sector marks (3)."
     import plotly.graph_objects as go
-    return figure_widget(data=[
+    return quiet_figure(go.FigureWidget(data=[
         go.Scatter(x=[], y=[], mode='lines', line=dict(color='#c8c8c8', width=6), hoverinfo='skip', name='track'),
         go.Scatter(x=[], y=[], mode='markers', name='speed', hoverinfo='skip',
                    marker=dict(size=5, color=[], colorscale='Turbo', cmin=0, cmax=300,
@@ -74,7 +54,7 @@ def map_figure():
                    marker=dict(size=7, color='black', symbol='line-ns', line=dict(width=2))),
     ], layout=go.Layout(height=460, autosize=True, margin=dict(l=10, r=100, t=30, b=10), showlegend=False,
                         title=dict(text='Circuit', x=0.02), xaxis=dict(visible=False),
-                        yaxis=dict(visible=False, scaleanchor='x', scaleratio=1), plot_bgcolor='white', uirevision='map'))
+                        yaxis=dict(visible=False, scaleanchor='x', scaleratio=1), plot_bgcolor='white', uirevision='map')))
 
 def gauges_figure():
     "RPM and speed gauges (traces 0, 1) and the gear (annotation 0): given the number row's own whole numbers."
@@ -82,8 +62,8 @@ def gauges_figure():
     gauge = lambda title, y, top, color: go.Indicator(
         mode='gauge+number', value=0, title=dict(text=title, font=dict(size=14)), number=dict(valueformat='d'),
         domain=dict(x=[0, 1], y=y), gauge=dict(axis=dict(range=[0, top]), bar=dict(color=color)))
-    fig = figure_widget(data=[gauge('RPM', [0.64, 0.97], 12000, '#e10600'), gauge('km/h', [0.22, 0.55], 350, '#1f77b4')],
-                        layout=go.Layout(height=440, width=300, margin=dict(l=30, r=30, t=30, b=10)))
+    fig = quiet_figure(go.FigureWidget(data=[gauge('RPM', [0.64, 0.97], 12000, '#e10600'), gauge('km/h', [0.22, 0.55], 350, '#1f77b4')],
+                                       layout=go.Layout(height=440, width=300, margin=dict(l=30, r=30, t=30, b=10))))
     fig.add_annotation(text='-', x=0.5, y=0.02, xref='paper', yref='paper', showarrow=False, font=dict(size=40))
     fig.add_annotation(text='Gear', x=0.5, y=0.16, xref='paper', yref='paper', showarrow=False, font=dict(size=14))
     return fig
@@ -109,4 +89,4 @@ def series_figure(window_s: float):
     fig.update_yaxes(title_text='g', range=[-5, 5], showgrid=False, row=1, col=2, secondary_y=True)
     fig.update_layout(height=280, autosize=True, margin=dict(l=50, r=50, t=40, b=40), legend=dict(orientation='h', y=-0.25),
                       uirevision='series')
-    return figure_widget(fig)
+    return quiet_figure(go.FigureWidget(fig))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import ipywidgets as W
 import plotly.graph_objects as go
 from .experiences import AgentTopics
-from .figures import figure_widget
+from .figures import quiet_figure
 
 # %% auto #0
 __all__ = ['TrainingState', 'TrainingPanel']
@@ -51,10 +51,10 @@ class TrainingPanel:
         self.state = state or TrainingState()
         self.header = W.HTML()
         self.fill = W.FloatProgress(min=0, max=1, description='buffer', layout=W.Layout(width='420px'))
-        self.chart = figure_widget(layout=dict(height=300, margin=dict(l=50, r=50, t=70, b=30), title='Loss and ingest rate',
+        self.chart = quiet_figure(go.FigureWidget(layout=dict(height=300, margin=dict(l=50, r=50, t=70, b=30), title='Loss and ingest rate',
                                                  xaxis=dict(title='Time since the panel started (s)'), yaxis=dict(title='Loss', rangemode='tozero'),
                                                  yaxis2=dict(title='Ingest (transitions/s)', overlaying='y', side='right', rangemode='tozero'),
-                                                 legend=dict(orientation='h', x=0, y=1.02, yanchor='bottom')))
+                                                 legend=dict(orientation='h', x=0, y=1.02, yanchor='bottom'))))
         self.chart.add_scatter(name='loss', mode='lines')
         self.chart.add_scatter(name='ingest /s', mode='lines', yaxis='y2')
         self.table, self.alerts = W.HTML(), W.HTML()
