@@ -15,8 +15,8 @@ from .io import load_session, session_meta, sample_session_path
 from . import shm
 
 # %% auto #0
-__all__ = ['SMOOTH', 'HELD', 'MAX_HZ', 'EXITS', 'RESTARTS', 'lap_timeline', 'sector_timeline', 'FakeACError', 'resample_session',
-           'PageWriter', 'static_page', 'FakeACStats', 'FakeAC']
+__all__ = ['SMOOTH', 'HELD', 'MAX_HZ', 'EXITS', 'RESTARTS', 'END_HOLD_S', 'lap_timeline', 'sector_timeline', 'FakeACError',
+           'resample_session', 'PageWriter', 'static_page', 'FakeACStats', 'FakeAC']
 
 # %% ../nbs/05_fakeac.ipynb #38eca5d3
 def lap_timeline(df: pd.DataFrame) -> pd.DataFrame:
@@ -158,6 +158,7 @@ class FakeACStats:
     exits: int = 0  # times the game was closed and started again
 
 RESTARTS = ('session', 'game')
+END_HOLD_S = 0.05  # the last step of a pass stays LIVE this long before a restart, an exit or OFF
 
 def _set_status(pw: PageWriter, gfx: shm.Graphics, status: shm.ACStatus) -> None:
     "A graphics write that changes only the status."
@@ -213,6 +214,7 @@ class FakeAC:
                 if not self._play(pw, phys, gfx, first_id, stats, stop, on_packet, pause): break
                 first_id += len(self._records)
                 stats.loops += 1
+                stop.wait(END_HOLD_S)  # the last step stays LIVE a moment, as in the game: a reader has time to see it
             if pw is not None: _set_status(pw, gfx, shm.ACStatus.OFF)
         finally:
             if pw is not None: pw.close()
