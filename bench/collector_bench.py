@@ -26,7 +26,7 @@ should match "late", and its "missed" should match close + stall. The "floor" ro
 packetId, nothing else: what it loses is this machine's scheduling, not f1twin's work. POLL_S=0.0005 polls twice
 as often (more CPU).
 """
-import argparse, ctypes, os, resource, subprocess, sys, tempfile, time
+import argparse, ctypes, os, resource, subprocess, sys, tempfile, threading, time
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -56,17 +56,18 @@ print(f'fake AC: wrote {st.packets} packets in {st.seconds:.1f} s, {st.skipped} 
 '''
 
 
-def steady_cpu(seconds: float, settle: float = 3.0):
+class steady_cpu(threading.Thread):
     """A thread measuring the process's CPU share while it records, from `settle` s after the start to 0.5 s before
     the end (no connecting, topic checks or final file writing); its `share` once joined."""
-    import threading
-    th = threading.Thread(daemon=True)
-    def measure():
-        time.sleep(settle); c0, w0 = cpu_seconds(), time.perf_counter()
-        time.sleep(max(0.5, seconds - settle - 0.5)); th.share = (cpu_seconds() - c0) / (time.perf_counter() - w0)
-    th.run, th.share = measure, float('nan')
-    th.start()
-    return th
+    def __init__(self, seconds: float, settle: float = 3.0):
+        super().__init__(daemon=True)
+        self.seconds, self.settle, self.share = seconds, settle, float('nan')
+        self.start()
+
+    def run(self):
+        time.sleep(self.settle); c0, w0 = cpu_seconds(), time.perf_counter()
+        time.sleep(max(0.5, self.seconds - self.settle - 0.5))
+        self.share = (cpu_seconds() - c0) / (time.perf_counter() - w0)
 
 
 def cpu_seconds():
