@@ -327,7 +327,7 @@ def test_the_monitor_memory_stays_bounded(faulty):
 
 def test_the_monitor_reads_live_messages(s1):
     """`ac-telemetry-live` messages carry no session clock: the monitor times them by their wall clock."""
-    from f1twin.stream import live_message
+    from f1twin.events import live_message
     t0 = 1_757_696_000.0
     msgs = [live_message({**r, 'timestamp': t0 + r['session_time_s']}) for r in s1.to_dict('records')]
     assert 'session_time_s' not in msgs[0]

@@ -7,6 +7,7 @@ import sys
 import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import numpy as np
@@ -90,9 +91,25 @@ ONE_WORKER_REPORTS = pytest.mark.xdist_group('report-of-each-session')
 ONE_WORKER_FULL_RATE = pytest.mark.xdist_group('report-at-full-rate')
 
 
+@pytest.fixture(scope='module')
+def report_all(tmp_path_factory):
+    """`f1twin report --all` on a folder of both real sessions and a broken file, once: its outcome and its folder."""
+    tmp = tmp_path_factory.mktemp('all')
+    folder = tmp / 'sessions'
+    folder.mkdir()
+    for name in SESSIONS:  # each with its sidecar (the track, the car)
+        for f in (name, name.replace('.csv', '.meta.json')): (folder / f).write_bytes((ROOT / 'data' / f).read_bytes())
+    (folder / 'broken <b>.csv').write_text('not,a,session\n')
+    return f1twin('report', '--all', folder, '--out', tmp / 'out'), tmp / 'out'
+
+
 @pytest.fixture(scope='module', params=list(SESSIONS))
-def report(request, tmp_path_factory):
-    return request.param, make_report(ROOT / 'data' / request.param, tmp_path_factory.mktemp('report'))
+def report(request, report_all):
+    """Each real session's report (made by `report --all`): its name and its html and notebook paths."""
+    run, out = report_all
+    html, notebook = out / f'{Path(request.param).stem}.html', out / f'{Path(request.param).stem}.ipynb'
+    assert html.exists() and notebook.exists(), f'no report of {request.param}: {run.stderr}'
+    return request.param, SimpleNamespace(html=html, notebook=notebook)
 
 
 @ONE_WORKER_REPORTS
@@ -108,7 +125,6 @@ def test_report_of_each_real_session(report):
         'plotly.js inlined once, no script loaded from anywhere: the report opens offline'
     assert not re.search(r'mathjax|require\.js|mermaid', page.replace(_plotly_js(), ''), re.I)
     assert 'The f1twin session report (template)' not in page, "the template's own notes (remove-cell) are left out"
-    assert r.notebook.exists() and sorted(p.name for p in r.html.parent.iterdir()) == sorted([r.html.name, r.notebook.name])
 
 
 def _plotly_js() -> str:
@@ -205,19 +221,17 @@ def test_a_failing_notebook_leaves_nothing(tmp_path):
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_report_all_with_index(tmp_path):
-    folder = tmp_path / 'sessions'
-    folder.mkdir()
-    for name in SESSIONS: (folder / name).write_bytes((ROOT / 'data' / name).read_bytes())
-    (folder / 'broken <b>.csv').write_text('not,a,session\n')
-    r = f1twin('report', '--all', folder, '--out', tmp_path / 'out')
+@ONE_WORKER_REPORTS
+def test_report_all_with_index(report_all):
+    r, out = report_all
     assert r.returncode == 2, 'one session failed'
     assert '2 report(s), 1 failed' in r.stdout and 'broken <b>.csv' in r.stderr
-    index = (tmp_path / 'out' / 'index.html').read_text()
+    index = (out / 'index.html').read_text()
     assert all(f'href="{Path(n).stem}.html"' in index for n in SESSIONS) and 'failed: ' in index
     assert 'broken &lt;b&gt;.csv' in index and '<b>' not in index, 'names from files are escaped'
-    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == sorted(
-        ['index.html'] + [f'{Path(n).stem}.{ext}' for n in SESSIONS for ext in ('html', 'ipynb')])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ['index.html'] + [f'{Path(n).stem}.{ext}' for n in SESSIONS for ext in ('html', 'ipynb')]), \
+        'an html page and its notebook per session, the index, nothing else'
 
 
 # --- the template notebook ------------------------------------------------------------------------------------
@@ -263,10 +277,15 @@ def test_template_is_shipped_in_the_wheel(tmp_path):
     assert shipped <= names, f'missing from the wheel: {shipped - names}'
 
 
-def test_own_template_with_the_same_parameters(tmp_path):
+def test_own_template_with_the_same_parameters_in_a_kernel_that_loads_no_kafka(tmp_path):
+    """A user's template (f1twin's with a section added) gets the same parameters; and the report's kernel, from a
+    file, loads no Kafka client, nor jsonschema's 2 s of IRI grammars (rfc3987_syntax, built with lark) that
+    plotly's fig.show() would cost at each kernel start."""
     nb = load_template()
     nb.cells.append(nbformat.v4.new_markdown_cell('## My own section'))
     nb.cells.append(nbformat.v4.new_code_cell("print(f'my best: {laps.format_lap_time(st.lap_time_ms.min())} in lap {ref}')"))
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import sys\nprint(sorted(m for m in ('kafka', 'lark', 'rfc3987_syntax', 'plotly', 'nbformat') if sys.modules.get(m)))"))
     mine = tmp_path / 'mine.ipynb'
     nbformat.write(nb, mine)
     out = tmp_path / 'out'
@@ -274,6 +293,8 @@ def test_own_template_with_the_same_parameters(tmp_path):
     assert r.returncode == 0, r.stderr
     page = (out / 'telemetry_2025-09-13_16-18-26.html').read_text()
     assert 'My own section' in page and 'my best: 1:21.790 in lap 1' in page and 'against lap 1' in page
+    loaded = nbformat.read(out / 'telemetry_2025-09-13_16-18-26.ipynb', as_version=4).cells[-1].outputs
+    assert loaded[0]['text'].strip() == "['nbformat', 'plotly']", 'figures shown, and nothing more loaded for them'
 
 
 @pytest.mark.parametrize('kind,expected', [
@@ -425,17 +446,3 @@ def test_full_rate_maps_are_thinned_to_what_the_eye_sees(full_rate):
         assert f'lap {lap},' in points['hovertemplate']
     gear = decoded(maps[2]['data'][1]['marker']['color'])
     assert gear.dtype == np.int8 and set(np.unique(gear)) <= set(range(1, 9)) and 0 not in gear, 'gears as bytes, held through the shifts'
-
-
-def test_the_report_kernel_loads_no_kafka_client_and_no_grammar_library(tmp_path):
-    """A report from a file needs no Kafka client, and plotly's fig.show() must not cost jsonschema's 2 s of IRI
-    grammars (rfc3987_syntax, built with lark) at each kernel start."""
-    nb = load_template()
-    nb.cells.append(nbformat.v4.new_code_cell(
-        "import sys\nprint(sorted(m for m in ('kafka', 'lark', 'rfc3987_syntax', 'plotly', 'nbformat') if sys.modules.get(m)))"))
-    mine = tmp_path / 'mine.ipynb'
-    nbformat.write(nb, mine)
-    r = make_report(ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv', tmp_path / 'out', template=mine)
-    out = nbformat.read(r.notebook, as_version=4).cells[-1].outputs
-    assert out[0]['text'].strip() == "['nbformat', 'plotly']", 'figures shown, and nothing more loaded for them'
-    assert '1:21.790' in r.html.read_text()
