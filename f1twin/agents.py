@@ -81,8 +81,12 @@ def _trainer_proc(cfg: dict, ctl: dict, out) -> None:
         tr.step()
         if tr.version != v: out.put(('model', 'trainer', {'version': tr.version}))
     m = tr.finish(timeout_s=30)
+    try: caught_up = tr.feed.group.caught_up()
+    except Exception as e: caught_up = f'{type(e).__name__}: {e}'
     out.put(('final', 'trainer', {'metrics': m, 'version': tr.version, 'resumed_from': tr.resumed_from,
-                                  'group': dict(tr.feed.group.counts), 'invalid_batches': tr.feed.counts['invalid']}))
+                                  'group': dict(tr.feed.group.counts), 'invalid_batches': tr.feed.counts['invalid'],
+                                  'feed': dict(tr.feed.counts), 'caught_up': caught_up,
+                                  'partitions': sorted(f'{tp.topic}[{tp.partition}]' for tp in tr.feed.group.assignment)}))
     bus.close(5)
 
 def _shadow_proc(cfg: dict, ctl: dict, out) -> None:
@@ -306,6 +310,9 @@ def _summary(self: AgentsLoop, audit: dict) -> LoopSummary:
         if row['repeated']: problems.append(f"{n}: {row['repeated']} sequence number(s) on the topic twice")
         if not row['stopped'] and row['final_version'] != newest: problems.append(f"{n} ends on model {row['final_version']}, the newest is {newest}")
     if not tr: problems.append('the trainer did not report')
+    elif any(r['received'] != r['on_topic'] for r in rows):  # what its reader saw, to tell a lost fetch from a filter
+        problems.append(f"the trainer's reader: {tr.get('group')}, its feed: {tr.get('feed')}, partitions at the end: "
+                        f"{tr.get('partitions')}, read to their end: {tr.get('caught_up')}")
     ready = self.reports.get('trainer', {}).get('ready', {})
     if ready.get('assigned') is False:
         problems.append(f"the trainer got no partition of {self.topics.experiences.name} from consumer group {ready['group']} in {ready['join_s']} s")
