@@ -6,6 +6,7 @@
 from __future__ import annotations
 import math, time
 from collections import deque
+from operator import itemgetter
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
@@ -76,17 +77,28 @@ _FLOATS = ('session_time_s', 'timestamp', 'packet_id', 'speed_kmh', 'rpm', 'thro
            'car_x', 'car_y', 'car_z', 'distance_total', 'normalized_position', 'completed_laps', 'current_lap_time_ms',
            'last_lap_time_ms', 'in_pit', 'in_pit_lane', 'surface_grip', 'g_lat', 'g_lon', 'g_vert')
 
+def _frame_columns(df: pd.DataFrame) -> tuple[dict, np.ndarray | None]:
+    "A frame's numeric channels as float64 arrays, taken in one block (a Series per column copies the frame's attrs each time)."
+    have = [c for c in _FLOATS if c in df.columns]
+    block = df[have].to_numpy(np.float64, na_value=np.nan).T.copy() if have else np.empty((0, len(df)))
+    sid = df['session_id'].astype(str).to_numpy(object) if 'session_id' in df.columns else None
+    return {c: block[i] for i, c in enumerate(have)}, sid
+
+def _record_column(records: list[dict], c: str) -> np.ndarray | None:
+    "One channel of a list of records (a C loop when every record has it); None if none has it."
+    try: return np.array(list(map(itemgetter(c), records)), np.float64)
+    except KeyError:
+        return np.array([r.get(c, np.nan) for r in records], np.float64) if any(c in r for r in records) else None
+
 def _as_columns(records) -> dict[str, np.ndarray]:
     "A record, a list of records or a frame as a dict of arrays (float64, session_id as objects); what is missing is NaN."
     if isinstance(records, dict): records = [records]
-    if isinstance(records, pd.DataFrame):
-        get = lambda c: records[c].to_numpy(np.float64, na_value=np.nan) if c in records.columns else None
-        sid = records['session_id'].astype(str).to_numpy(object) if 'session_id' in records.columns else None
+    if isinstance(records, pd.DataFrame): got, sid = _frame_columns(records)
     else:
         records = list(records)
-        get = lambda c: np.array([r.get(c, np.nan) for r in records], np.float64) if any(c in r for r in records) else None
+        got = {c: _record_column(records, c) for c in _FLOATS}
         sid = np.array([str(r.get('session_id', '')) for r in records], object)
-    out, n = {c: get(c) for c in _FLOATS}, len(records)
+    out, n = {c: got.get(c) for c in _FLOATS}, len(records)
     for c in ('completed_laps', 'current_lap_time_ms'):
         if n and out[c] is None: raise AnomalyError(f'records without {c}: the lap rules need it')
     out = {c: np.full(n, np.nan) if v is None else v for c, v in out.items()}
