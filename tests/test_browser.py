@@ -90,8 +90,9 @@ def test_live_panel_in_jupyterlab(jupyterlab):
         browser = launch(p)
         try:
             page = browser.new_page(viewport={'width': 1400, 'height': 1100})
-            errors = []  # the page's own errors (a widget model that failed to load, ...), said when the test fails
+            errors = []  # the page's own errors and console errors (a widget that failed to load, ...), said when the test fails
             page.on('pageerror', lambda e: errors.append(str(e)[:300]))
+            page.on('console', lambda m: m.type == 'error' and errors.append(f'console: {m.text[:300]}'))
             page.goto(f'{jupyterlab}/lab/tree/live.ipynb')
             start_run_all(page)
             page.wait_for_selector('.f1twin-panel .f1twin-metric .f1twin-metric-value', timeout=120_000)
@@ -133,7 +134,10 @@ def test_live_panel_in_jupyterlab(jupyterlab):
                                                  'splits')) and seen['outline'] and seen['colours'] and seen.get('bars') \
                     and (both or 'alert' in seen)
             try: poll(page, everything, timeout=150, what='the panel running')
-            finally: print(seen, 'page errors:', errors)
+            except BaseException:  # what the page showed, to look at (a chart never drawn, a panel stuck)
+                page.screenshot(path=str(ARTIFACTS / 'live-panel-failed.png'), full_page=True)
+                raise
+            finally: print(seen, 'page errors:', errors[:20])
             page.locator('.f1twin-panel').first.screenshot(path=str(ARTIFACTS / 'live-panel-running.png'))
             page.screenshot(path=str(ARTIFACTS / 'live-panel-window.png'))
             assert not {'G lat', 'G lon'} & set(seen['no_g']['legend']) and 'steering' in seen['no_g']['legend']
