@@ -352,9 +352,15 @@ def _run_template(nb, params: dict, tmp: Path, name: str, timeout: float, what) 
                             # the kernel's own start-up warnings (plain TCP on localhost) are noise in a report run
                             extra_arguments=['--IPKernelApp.log_level=ERROR', f'--IPKernelApp.exec_lines={_KERNEL_START}'])
     except pm.PapermillExecutionError as e:
-        if e.ename in _INPUT_ERRORS: raise ReportError(f'{what}: {e.evalue}') from None
+        if e.ename in _INPUT_ERRORS: raise ReportError(_input_error(what, e.evalue)) from None
         raise ReportError(f"{what}: the report failed in its cell {e.exec_count}: {e.ename}: {e.evalue}") from None
     return executed
+
+def _input_error(what, evalue: str) -> str:
+    "The kernel's message about the input, with the file named once, as the user gave it (the kernel names it too)."
+    for name in (str(what), str(Path(str(what)).resolve())):
+        if evalue.startswith(f'{name}: '): return f'{what}: {evalue[len(name) + 2:]}'
+    return f'{what}: {evalue}'
 
 def _html_warm_up(tmp: Path):
     "Convert a one-cell notebook in a thread: nbconvert's first page (imports, templates: 1-2 s) overlaps the kernel's run."
