@@ -59,7 +59,7 @@ def test_faults_worker_killed_trainer_restarted_late_worker_junk(kafka_bootstrap
         _junk(kafka_bootstrap, topics)
         loop.wait(3)
         loop.kill_worker('w2')                       # a worker dies mid-run: training goes on
-        loop.wait(1.5)
+        loop.wait(1.5, models=1)                     # until the trainer has published a model (a slow machine: longer)
         loop.kill_trainer()
         resumed = loop.restart_trainer()             # resumes from its newest model and the committed offsets
         assert resumed >= 1, 'the restarted trainer resumed from a published model'
