@@ -258,7 +258,9 @@ class SessionRecorder:
         self.stats.add(rec)
         if self.live is not None: self.live.add(rec, now)
         if now >= self._stats_at:
-            self._stats_at = now + self._cfg.stats_every_s
+            # on the period's own clock (a late poll does not push every later message back: no drift)
+            self._stats_at += self._cfg.stats_every_s
+            if self._stats_at <= now: self._stats_at = now + self._cfg.stats_every_s  # after a stall: no burst
             self._send(SESSION_STATS.name, self.stats.message(rec))
 
     def flush_due(self, now: float) -> None:

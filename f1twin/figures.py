@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 # %% auto #0
-__all__ = ['NO_G_TEXT', 'G_TITLES', 'quiet_figure', 'frame_clock', 'map_figure', 'gauges_figure', 'series_figure']
+__all__ = ['NO_G_TEXT', 'G_TITLES', 'quiet_figure', 'frame_clock', 'for_late_views', 'map_figure', 'gauges_figure',
+           'series_figure']
 
 # %% ../nbs/22b_figures.ipynb #211b7b1d
 def quiet_figure(fig):
@@ -39,6 +40,13 @@ def frame_clock():
             seen = traitlets.Int(0).tag(sync=True)
         _clock_class = FrameClock
     return _clock_class()
+
+# %% ../nbs/22b_figures.ipynb #7d3c52e0
+def for_late_views(fig):
+    "`fig`'s current data and layout as the state a browser view starts from (a view drawn already is not touched)."
+    from copy import deepcopy
+    fig._widget_data, fig._widget_layout = deepcopy(fig._data), deepcopy(fig._layout)  # sent only if they changed
+    return fig
 
 # %% ../nbs/22b_figures.ipynb #c9ca07d3
 def map_figure():

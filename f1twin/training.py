@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import ipywidgets as W
 import plotly.graph_objects as go
 from .experiences import AgentTopics
-from .figures import quiet_figure
+from .figures import quiet_figure, for_late_views
 
 # %% auto #0
 __all__ = ['TrainingState', 'TrainingPanel']
@@ -75,6 +75,7 @@ class TrainingPanel:
         with self.chart.batch_update():
             self.chart.data[0].x, self.chart.data[0].y = [r[0] - t0 for r in h], [r[1] for r in h]
             self.chart.data[1].x, self.chart.data[1].y = [r[0] - t0 for r in h], [r[2] for r in h]
+        for_late_views(self.chart)  # a browser still loading plotly while the run went on draws the chart as it is now
         rows = ''.join(f"<tr><td>{html.escape(w['worker'])}</td><td>{w['transitions']:,}</td>"
                        f"<td class=\"{'f1twin-behind' if w['behind'] else ''}\">v{w['version']}</td></tr>" for w in s.workers())
         self.table.value = f'<table class="f1twin-workers"><tr><th>worker</th><th>transitions</th><th>model</th></tr>{rows}</table>'
