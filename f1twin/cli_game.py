@@ -116,7 +116,7 @@ def cmd_replay(args) -> int:
     try:  # a wrong password or an untrusted certificate: an error now, not a replay into a buffer
         if not pub.check(): print(f'f1twin replay: Kafka at {settings} is not reachable; buffering until it is', file=sys.stderr)
         r = replay(df, pub.publish, speed=args.speed, car_id=s.car_id, live_hz=s.live_hz, stats_every_s=s.stats_every_s,
-                   stop=stop, progress=True)
+                   batch_s=s.batch_s, stop=stop, progress=True)  # the topics the collector's defaults fill: batches too
     finally:  # a broker that never answered gets a short last chance, one that did the time to take the rest
         stats = pub.close(timeout=30 if pub.connected else 5)
     lost = stats.total('pending') + stats.total('dropped') + stats.total('failed')
@@ -129,14 +129,17 @@ def cmd_replay(args) -> int:
 def _replay_parser(sub):
     sp = sub.add_parser('replay', help='publish a recorded session to the Kafka topics, as if live',
                         description='Publish a recorded session to the Kafka topics (live telemetry, lap events, sector '
-                        'times, session stats) as the collector would, in real time or SPEED times faster.')
+                        'times, session stats, every sample in batches) as the collector would, in real time or SPEED '
+                        'times faster.')
     sp.add_argument('session', help='session file to replay')
     add_kafka_arguments(sp, required=True)
     sp.add_argument('--speed', type=float, default=1.0, help='times real time (default: 1)')
     sp.add_argument('--car', dest='car_id', metavar='CAR', help="car/rig name in the message keys (default: the settings' "
                     "car_id, else the session's)")
     sp.add_argument('--live-hz', type=float, help="rate of ac-telemetry-live messages (default: the settings' live_hz, else "
-                    'every sample)')
+                    '10 with batches, else every sample)')
+    sp.add_argument('--batch-s', type=float, help='every sample goes to ac-telemetry-batch, a message this often in the '
+                    "session's time (default: the settings' batch_s, else 0.1 s); 0: no batches")
     sp.set_defaults(func=cmd_replay)
 
 # %% ../nbs/24a_cli_game.ipynb #df33a343

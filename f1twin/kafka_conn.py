@@ -181,8 +181,9 @@ def _client_config(settings: KafkaSettings, client_cls, **options) -> dict:
     cfg['bootstrap_servers'] = settings.servers
     return cfg
 
-def _reachable(settings, timeout: float = 1.0) -> bool:
-    "True if any bootstrap server accepts a TCP connection (cheap; says nothing about Kafka answering)."
+def _reachable(settings, timeout: float = 3.0) -> bool:
+    """True if any bootstrap server accepts a TCP connection (cheap; says nothing about Kafka answering). A refusal is
+    said at once; `timeout` is for a server that does not answer (3 s: a loaded machine's broker can take over 1 s)."""
     servers = settings.servers if isinstance(settings, KafkaSettings) else _servers(settings)
     for s in servers:
         host, _, port = s.rpartition(':')

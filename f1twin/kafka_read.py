@@ -16,7 +16,7 @@ from .messages import StreamError, MessageCounts, META_FIELDS, batch_arrays
 from .kafka_conn import KafkaSettings, CONNECT_TIMEOUT_S, kafka_settings, _reachable, _open, _log
 
 # %% auto #0
-__all__ = ['RECONNECT_BACKOFF_MAX_MS', 'WAIT_SLICE_MS', 'TopicReader', 'consume', 'session_from_topics']
+__all__ = ['RECONNECT_BACKOFF_MAX_MS', 'WAIT_SLICE_MS', 'FIRST_READ_S', 'TopicReader', 'consume', 'session_from_topics']
 
 # %% ../nbs/11_kafka_read.ipynb #d358f20d
 RECONNECT_BACKOFF_MAX_MS = 500  # the reader retries a lost broker at least this often
@@ -147,6 +147,7 @@ class TopicReader:
         self._taken = MessageCounts()
         self.counts = self._taken.counts  # messages, filtered, malformed, foreign, invalid
         self._received = 0  # records read, whatever their key: what 'idle' is measured against
+        self.idle_s = None  # how long `messages` waited before it stopped idle (None: it did not)
         self._consumer = _consumer(self.settings, client_id, timeout_s)
         self._arrived = threading.Event()  # set by the consumer's IO thread when a fetch response is in
         self.wakes_on_fetch = _wake_on_fetch(self._consumer, self._arrived)
@@ -203,17 +204,23 @@ class TopicReader:
     def __repr__(self): return f'TopicReader({self.bootstrap!r}, {self.topics}, start={self.start!r}, counts={self.counts})'
 
 # %% ../nbs/11_kafka_read.ipynb #f07763f2
+FIRST_READ_S = 30.0  # reading to the end: how long the first records may take before the read counts as idle
+
 @patch
 def messages(self: TopicReader, idle_timeout_s: float | None = None, max_messages: int | None = None,
              to_end: bool = False) -> Iterator[dict]:
     """Yield messages as they come; stop after `idle_timeout_s` without any, after `max_messages`, or (`to_end`)
     once every partition is read up to where it ended when reading began (what was there, not what comes)."""
-    n, last, ends = 0, time.monotonic(), self._ends() if to_end else None
+    n, last, ends, self.idle_s = 0, time.monotonic(), self._ends() if to_end else None, None
+    # to_end: the first records of a long topic can take a while (TLS, a loaded machine): not idle before FIRST_READ_S
+    idle = idle_timeout_s if idle_timeout_s is None or not to_end else max(idle_timeout_s, FIRST_READ_S)
     while not self._closed:
         seen = self._received
         batch = self.poll(5000 if to_end else 500, timeout_ms=100)
-        if self._received != seen: last = time.monotonic()  # reading through other cars' messages is not idle
-        elif idle_timeout_s is not None and time.monotonic() - last >= idle_timeout_s: return
+        if self._received != seen: last, idle = time.monotonic(), idle_timeout_s  # other cars' messages: not idle
+        elif idle is not None and time.monotonic() - last >= idle:
+            self.idle_s = time.monotonic() - last  # said by whoever expected more
+            return
         for m in batch:
             yield m
             n += 1
@@ -291,7 +298,9 @@ def session_from_topics(bootstrap, session_id: str | None = None, *, car_id: str
     live, batches = of(TELEMETRY_LIVE.name), of(TELEMETRY_BATCH.name)
     what = f'session {session_id!r}' if session_id else f'car {car_id or "(any)"} from {since}' + (f' to {until}' if until is not None else '')
     if not live and not batches:
-        raise StreamError(f'no telemetry of {what} on {settings} (topics {TELEMETRY_BATCH.name}, {TELEMETRY_LIVE.name})')
+        how = (f'the broker sent nothing for {reader.idle_s:.0f} s' if reader.idle_s else f'read to their end: {reader._received} '
+               'message(s), none of it')  # a broker too slow to answer, or a session that is not there
+        raise StreamError(f'no telemetry of {what} on {settings} (topics {TELEMETRY_BATCH.name}, {TELEMETRY_LIVE.name}; {how})')
     if session_id is None:  # a time range: the session most of it belongs to
         session_id = pd.Series([m['session_id'] for m in batches or live]).mode().iloc[0]
         live, batches = ([m for m in ms if m['session_id'] == session_id] for ms in (live, batches))

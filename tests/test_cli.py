@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,10 +100,19 @@ def test_replay_publishes_the_session_to_kafka(kafka_bootstrap):
             '--car', car)
     assert r.returncode == 0, r.stderr
     assert 'ac-lap-events 2' in r.stdout and 'pending 0' in r.stdout
-    with TopicReader(kafka_bootstrap, ['ac-lap-events', 'ac-telemetry-live'], start='earliest', car_id=car) as reader:
+    topics = ['ac-lap-events', 'ac-telemetry-live', 'ac-telemetry-batch']
+    with TopicReader(kafka_bootstrap, topics, start='earliest', car_id=car) as reader:
         got = list(reader.messages(idle_timeout_s=10, to_end=True))  # delivered (pending 0): read to the end
-    assert [m['lap_time_ms'] for m in got if m['_topic'] == 'ac-lap-events'] == [82160, 81790]
-    assert sum(m['_topic'] == 'ac-telemetry-live' for m in got) == 2021
+    laps, live, batches = ([m for m in got if m['_topic'] == t] for t in topics)
+    assert [m['lap_time_ms'] for m in laps] == [82160, 81790]
+    # as the collector's defaults: every sample once, in order, in batches of 0.1 s of the session; 10 Hz live
+    # (this 10 Hz recording: about one a sample)
+    from f1twin.messages import batch_samples
+    from f1twin.io import load_session
+    samples, rec = [s for b in batches for s in batch_samples(b)], load_session(ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv')
+    assert [s['packet_id'] for s in samples] == rec['packet_id'].tolist()
+    assert np.allclose([s['distance_total'] for s in samples], rec['distance_total'])
+    assert 0.9 * len(batches) <= len(live) <= len(batches) + 2, (len(live), len(batches))
 
 
 def test_replay_to_an_absent_broker_says_what_was_not_delivered():

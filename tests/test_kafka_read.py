@@ -375,3 +375,13 @@ def test_a_session_read_back_stops_at_the_end_and_never_mixes_two_cars(kafka_boo
     assert len(df) == 2021 and lap_table(df)['lap_time_ms'].dropna().tolist() == [82160, 81790], 'one car, not both'
     one = session_from_topics(kafka_bootstrap, '2025-09-13_16-18-26', car_id=cars[1], since=since)
     assert one.attrs['f1twin']['car_id'] == cars[1] and len(one) == 2021
+
+
+@pytest.mark.kafka
+def test_a_session_that_is_not_on_the_topics_says_what_was_read(kafka_bootstrap):
+    """A session id nobody sent: read to the topics' end (not an idle wait), and the error says how much was read."""
+    from f1twin.kafka_read import session_from_topics
+    from f1twin.schema import SECTOR_TIMES, TELEMETRY_BATCH
+    ensure_topics(kafka_bootstrap, [TELEMETRY_BATCH, TELEMETRY_LIVE, SECTOR_TIMES])
+    with pytest.raises(StreamError, match=r"no telemetry of session 'nobody-.*read to their end: \d+ message\(s\), none of it"):
+        session_from_topics(kafka_bootstrap, f'nobody-{uuid.uuid4().hex[:8]}', idle_timeout_s=300)
