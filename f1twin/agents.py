@@ -86,7 +86,8 @@ def _trainer_proc(cfg: dict, ctl: dict, out) -> None:
     out.put(('final', 'trainer', {'metrics': m, 'version': tr.version, 'resumed_from': tr.resumed_from,
                                   'group': dict(tr.feed.group.counts), 'invalid_batches': tr.feed.counts['invalid'],
                                   'feed': dict(tr.feed.counts), 'caught_up': caught_up,
-                                  'partitions': sorted(f'{tp.topic}[{tp.partition}]' for tp in tr.feed.group.assignment)}))
+                                  'partitions': sorted(f'{tp.topic}[{tp.partition}]' for tp in tr.feed.group.assignment),
+                                  'rejoins': getattr(tr.feed.group, 'rejoins', 0)}))
     bus.close(5)
 
 def _shadow_proc(cfg: dict, ctl: dict, out) -> None:
@@ -309,11 +310,12 @@ def _summary(self: AgentsLoop, audit: dict) -> LoopSummary:
         if row['received'] != row['on_topic']: problems.append(f"{n}: {row['on_topic']} on the topic, the trainer received {row['received']}")
         if row['repeated']: problems.append(f"{n}: {row['repeated']} sequence number(s) on the topic twice")
         if not row['stopped'] and row['final_version'] != newest: problems.append(f"{n} ends on model {row['final_version']}, the newest is {newest}")
+    ready = self.reports.get('trainer', {}).get('ready', {})
     if not tr: problems.append('the trainer did not report')
     elif any(r['received'] != r['on_topic'] for r in rows):  # what its reader saw, to tell a lost fetch from a filter
         problems.append(f"the trainer's reader: {tr.get('group')}, its feed: {tr.get('feed')}, partitions at the end: "
-                        f"{tr.get('partitions')}, read to their end: {tr.get('caught_up')}")
-    ready = self.reports.get('trainer', {}).get('ready', {})
+                        f"{tr.get('partitions')}, read to their end: {tr.get('caught_up')}, joined its group in "
+                        f"{ready.get('join_s')} s, joined again {tr.get('rejoins')} time(s)")
     if ready.get('assigned') is False:
         problems.append(f"the trainer got no partition of {self.topics.experiences.name} from consumer group {ready['group']} in {ready['join_s']} s")
     return LoopSummary(self.run_id, time.monotonic() - self.t0, rows, audit['versions'],

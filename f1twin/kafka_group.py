@@ -13,10 +13,11 @@ from .kafka_conn import CONNECT_TIMEOUT_S, kafka_settings, _reachable, _open, _l
 from .kafka_read import RECONNECT_BACKOFF_MAX_MS, _topics, _decode
 
 # %% auto #0
-__all__ = ['SESSION_TIMEOUT_MS', 'GroupReader']
+__all__ = ['SESSION_TIMEOUT_MS', 'STUCK_S', 'GroupReader']
 
 # %% ../nbs/11b_kafka_group.ipynb #98dfad1e
 SESSION_TIMEOUT_MS = 6_000  # the broker's smallest allowed (group.min.session.timeout.ms)
+STUCK_S = 5.0  # a member given partitions that receives nothing while they grow for this long joins again
 
 class _Listener(ConsumerRebalanceListener):
     "Notes partitions as they are given and taken away; GroupReader acts on them after the poll."
@@ -49,7 +50,8 @@ def _group_consumer(settings, group_id: str, client_id: str, start: str, instanc
 class GroupReader:
     "Read topics as a member of consumer group `group_id`; commit offsets (with metadata) only when told to."
     def __init__(self, bootstrap, topics, group_id: str, *, security: dict | None = None, start: str = 'earliest',
-                 instance_id: str | None = None, on_assign=None, client_id: str = 'f1twin-group', timeout_s: float = 10.0):
+                 instance_id: str | None = None, on_assign=None, client_id: str = 'f1twin-group', timeout_s: float = 10.0,
+                 stuck_s: float | None = STUCK_S):
         if start not in ('earliest', 'latest'): raise StreamError(f"start={start!r}: a group starts at 'earliest' or 'latest'")
         if not isinstance(group_id, str) or not group_id: raise StreamError(f'group_id must be a non-empty str, got {group_id!r}')
         self.settings, self._specs = kafka_settings(bootstrap, security), _topics(topics)
@@ -59,7 +61,12 @@ class GroupReader:
         self._handed: dict[TopicPartition, int] = {}  # next offset after the last message handed out
         self._new: list = []  # partitions assigned in the last poll, not yet announced to on_assign
         self._closed, self._said = False, set()
-        self._consumer = _group_consumer(self.settings, group_id, client_id, start, instance_id, timeout_s)
+        self._join_args, self.stuck_s, self.rejoins = (client_id, start, instance_id, timeout_s), stuck_s, 0
+        self._fed, self._watch_at, self._watched = 0, time.monotonic() + (stuck_s or 0), None
+        self._join()
+
+    def _join(self):
+        self._consumer = _group_consumer(self.settings, self.group_id, *self._join_args)
         _know_partitions(self._consumer, self.topics)
         self._consumer.subscribe(self.topics, listener=_Listener(self))
 
@@ -73,6 +80,8 @@ class GroupReader:
         if self._new: self._announce()
         for tp, recs in batches.items():
             if recs: self._handed[tp] = recs[-1].offset + 1  # skipped ones too: they are done with
+        if any(batches.values()): self._fed += 1
+        elif self.stuck_s and time.monotonic() >= self._watch_at: self._watch()
         return _decode(batches, None, self._taken, self._specs)[0]
 
     def _announce(self):
@@ -94,6 +103,29 @@ class GroupReader:
             self._warn_once(e, 'committing offsets to')
             return False
         return True
+
+# %% ../nbs/11b_kafka_group.ipynb #7e2b9d41
+@patch
+def _watch(self: GroupReader) -> None:
+    "Join again if this member's partitions grew over the last `stuck_s` s while it received nothing."
+    self._watch_at = time.monotonic() + self.stuck_s
+    tps = frozenset(self._consumer.assignment())
+    try: ends = sum(self._consumer.end_offsets(list(tps)).values()) if tps else 0
+    except Exception: return  # the broker is away: the poll says so, a new connection would not help
+    before, self._watched = self._watched, (tps, ends, self._fed)
+    if tps and before is not None and before[0] == tps and ends > before[1] and self._fed == before[2]:
+        self._rejoin(f'{ends - before[1]} message(s) arrived on its {len(tps)} partition(s) in {self.stuck_s:g} s and '
+                     'none reached it')
+
+@patch
+def _rejoin(self: GroupReader, why: str) -> None:
+    "Leave the group and join again with a new consumer (it resumes at the committed offsets)."
+    _log.warning(f'Kafka at {self.settings} (group {self.group_id}): {why}; joining the group again')
+    old, self._handed, self._new, self._watched = self._consumer, {}, [], None
+    try: old.close(autocommit=False)
+    except Exception: pass
+    self._join()
+    self.rejoins += 1
 
 # %% ../nbs/11b_kafka_group.ipynb #5abc340a
 @patch
