@@ -14,7 +14,8 @@ from .panel import LiveError, PanelModel as _PanelModel, PANEL_TOPICS
 from .frame import (METRICS, GREEN, YELLOW, RED, display_numbers, metric_values as _metric_values, metric_html,
                           sector_table_html as _sector_table_html, alerts_html, delta_bar_html, predicted_html,
                           splits_html, shift_light_html)
-from .figures import quiet_figure, frame_clock, map_figure, gauges_figure, series_figure, NO_G_TEXT, G_TITLES
+from .figures import (quiet_figure, for_late_views, frame_clock, map_figure, gauges_figure, series_figure, NO_G_TEXT,
+                            G_TITLES)
 from .settings import Settings
 
 _log = logging.getLogger('f1twin.live')
@@ -186,6 +187,7 @@ def _fit_track(self: LivePanel, track):
             self._map.data[3].x, self._map.data[3].y, self._map.data[3].text = mu, mv, list(marks.index)
         self._map.layout.xaxis.range = [float(u.min() - pad), float(u.max() + pad)]
         self._map.layout.yaxis.range = [float(v.min() - pad), float(v.max() + pad)]
+    for_late_views(self._map)  # sent once: a browser still loading plotly when it was drawn starts from the outline
 
 # %% ../nbs/22_live.ipynb #4073cdbc
 def _arr(values) -> np.ndarray:

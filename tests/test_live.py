@@ -119,6 +119,9 @@ def test_panel_on_a_file_starts_when_shown_redraws_and_stops(session, comm_messa
     panel = LivePanel.from_file(session, speed=50, fps=20)
     assert not panel.running and panel.feed is None  # the replay starts with the panel
     assert "f1twin-panel" in panel.widget._dom_classes
+    outline = panel._map.data[0]
+    assert len(outline.x) > 500 and list(panel._map._widget_data[0]["x"]) == list(outline.x), \
+        "the outline is the state a browser view starts from (one still loading plotly when it was sent)"
     try:
         # shown (what Jupyter does with a cell's last value): it starts, no click needed
         assert "application/vnd.jupyter.widget-view+json" in panel._repr_mimebundle_()
