@@ -260,8 +260,8 @@ def kill_trainer(self: AgentsLoop) -> None:
     self.procs['trainer'].kill(); self.procs['trainer'].join(10)
 
 @patch
-def restart_trainer(self: AgentsLoop, timeout: float = 60.0) -> int:
-    "Start the trainer again (same id, same group); the version it resumed from."
+def restart_trainer(self: AgentsLoop, timeout: float = 100.0) -> int:
+    "Start the trainer again (same id, same group); the version it resumed from. (`timeout`: over the 90 s the trainer waits for its partitions.)"
     self.reports.pop('trainer', None)
     self._spawn('trainer', _trainer_proc, self.ctl, self.out)
     self.restarts += 1

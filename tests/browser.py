@@ -18,6 +18,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / 'tests' / 'artifacts'
+# anywidget (0.11) gives a widget's model 2 s to load its code (plotly's 5 MB bundle for each figure): what the page
+# says when a machine loaded by the other tests misses it and the figure stays blank (a user runs the cell again)
+ANYWIDGET_GAVE_UP = '[anywidget] Failed to initialize model.'
 CHROMIUM = '/usr/bin/chromium'
 ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
         '--no-first-run', '--disable-sync', '--disable-quic']
