@@ -10,7 +10,7 @@ from .io import load_session
 from .cli_files import _load, _stop_on_signals, _log_to_stderr, add_kafka_arguments, settings_from_args
 
 # %% auto #0
-__all__ = ['cmd_fake_ac', 'cmd_collect', 'cmd_recover', 'cmd_replay', 'cmd_agents_demo']
+__all__ = ['cmd_fake_ac', 'cmd_collect', 'add_telemetry_rates', 'cmd_recover', 'cmd_replay', 'cmd_agents_demo']
 
 # %% ../nbs/24a_cli_game.ipynb #b602ada7
 def cmd_fake_ac(args) -> int:
@@ -60,6 +60,13 @@ def _fake_ac_parser(sub):
     sp.add_argument('--pause-s', type=float, default=5.0, help='with --pause-at: seconds of real time paused (default: 5)')
     sp.set_defaults(func=cmd_fake_ac)
 
+def add_telemetry_rates(sp):
+    "The options of the live telemetry's two topics, for every command that publishes it as the collector does."
+    sp.add_argument('--live-hz', type=float, help="rate of ac-telemetry-live messages (default: the settings' live_hz, "
+                    'else 10 with batches, else every sample)')
+    sp.add_argument('--batch-s', type=float, help='every sample goes to ac-telemetry-batch, a message this often '
+                    "(default: the settings' batch_s, else 0.1 s); 0: no batches")
+
 def _collect_parser(sub):
     sp = sub.add_parser('collect', help="record sessions from AC's shared memory, publish to Kafka",
                         description="Record sessions from Assetto Corsa's shared memory: every physics packet (or HZ a "
@@ -76,10 +83,7 @@ def _collect_parser(sub):
     add_kafka_arguments(sp, help='publish to this Kafka bootstrap server (it must answer at start)')
     sp.add_argument('--kafka-optional', action='store_true', help='with --kafka: record even if the broker does not '
                     'answer at start, and deliver when it does')
-    sp.add_argument('--live-hz', type=float, help='rate of ac-telemetry-live messages (default: 10 with batches, '
-                    'else every recorded sample)')
-    sp.add_argument('--batch-s', type=float, help='every recorded sample goes to ac-telemetry-batch, a '
-                    "message this often (default: the settings' batch_s, else 0.1 s); 0: no batches")
+    add_telemetry_rates(sp)
     sp.add_argument('--car', dest='car_id', metavar='CAR', help="name of this car/rig, the Kafka key (default: the settings' "
                     'car_id, else local)')
     sp.add_argument('--duration', type=float, help='stop after this many seconds')
@@ -136,10 +140,7 @@ def _replay_parser(sub):
     sp.add_argument('--speed', type=float, default=1.0, help='times real time (default: 1)')
     sp.add_argument('--car', dest='car_id', metavar='CAR', help="car/rig name in the message keys (default: the settings' "
                     "car_id, else the session's)")
-    sp.add_argument('--live-hz', type=float, help="rate of ac-telemetry-live messages (default: the settings' live_hz, else "
-                    '10 with batches, else every sample)')
-    sp.add_argument('--batch-s', type=float, help='every sample goes to ac-telemetry-batch, a message this often in the '
-                    "session's time (default: the settings' batch_s, else 0.1 s); 0: no batches")
+    add_telemetry_rates(sp)
     sp.set_defaults(func=cmd_replay)
 
 # %% ../nbs/24a_cli_game.ipynb #df33a343
