@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 # %% auto #0
-__all__ = ['NO_G_TEXT', 'G_TITLES', 'quiet_figure', 'frame_clock', 'for_late_views', 'map_figure', 'gauges_figure',
-           'series_figure']
+__all__ = ['NO_G_TEXT', 'G_TITLES', 'quiet_figure', 'frame_clock', 'figure_widget', 'for_late_views', 'map_figure',
+           'gauges_figure', 'series_figure']
 
 # %% ../nbs/22b_figures.ipynb #211b7b1d
 def quiet_figure(fig):
@@ -41,6 +41,75 @@ def frame_clock():
         _clock_class = FrameClock
     return _clock_class()
 
+# %% ../nbs/22b_figures.ipynb #8d1e4b07
+_FIGURE_ESM = r'''
+// plotly's widget code, evaluated once per page whatever the number of figures
+const loads = (globalThis.__f1twinPlotlyCode ??= new Map());
+function plotlyCode(model) {
+  const id = model.get('_plotly_code_id');
+  if (!loads.has(id)) {
+    const url = URL.createObjectURL(new Blob([model.get('_plotly_code')], { type: 'text/javascript' }));
+    loads.set(id, import(url).finally(() => URL.revokeObjectURL(url)));
+  }
+  return loads.get(id);
+}
+
+export default () => {
+  let plotly, loaded;
+  return {
+    initialize({ model, ...context }) {
+      // ready at once: keep each change the kernel sends (with the value before the first) until plotly's code runs
+      const changes = [], before = {};
+      const keep = (event, backbone, value) => {
+        if (!event.startsWith('change:')) return;
+        const name = event.slice(7);
+        if (!(name in before)) before[name] = backbone.previous(name);
+        changes.push([event, name, value]);
+      };
+      model.on('all', keep);
+      loaded = plotlyCode(model).finally(() => model.off('all', keep)).then((code) => {
+        // plotly's model sees each kept change in order, with the values the model had then
+        const shown = { ...before }, listeners = [];
+        const seen = {
+          ...model,
+          get: (name) => (name in shown ? shown[name] : model.get(name)),
+          on: (event, callback) => { listeners.push([event, callback]); model.on(event, callback); },
+        };
+        plotly = code.default();
+        plotly.initialize({ ...context, model: seen });
+        for (const [event, name, value] of changes) {
+          shown[name] = value;
+          for (const [e, callback] of listeners) if (e === event) callback(seen, value);
+        }
+        for (const name of Object.keys(shown)) delete shown[name];  // from now on, the model as it is
+        console.debug(`[f1twin] plotly's widget code loaded; ${changes.length} change(s) kept meanwhile, handed over`);
+      });
+    },
+    async render(context) {
+      await loaded;
+      return plotly.render(context);
+    },
+  };
+};
+'''
+_figure_class = None
+
+def figure_widget(*args, **kwargs):
+    "A plotly `FigureWidget` (same arguments) whose browser code loads once per page and keeps every update sent meanwhile."
+    global _figure_class
+    if _figure_class is None:
+        import hashlib, traitlets
+        import plotly.graph_objects as go
+        from plotly.basewidget import BaseFigureWidget
+        code = str(BaseFigureWidget._esm)  # plotly's widget bundle, as plotly sends it
+        class FigureWidget(go.FigureWidget):
+            "plotly's `FigureWidget`, its code behind `_FIGURE_ESM` (see `figure_widget`)."
+            _esm = _FIGURE_ESM
+            _plotly_code = traitlets.Unicode(code).tag(sync=True)
+            _plotly_code_id = traitlets.Unicode(hashlib.sha1(code.encode()).hexdigest()[:16]).tag(sync=True)
+        _figure_class = FigureWidget
+    return _figure_class(*args, **kwargs)
+
 # %% ../nbs/22b_figures.ipynb #7d3c52e0
 def for_late_views(fig):
     "`fig`'s current data and layout as the state a browser view starts from (a view drawn already is not touched)."
@@ -52,7 +121,7 @@ def for_late_views(fig):
 def map_figure():
     "The circuit map: outline (trace 0), trail coloured by speed (1), the car (2), line and sector marks (3)."
     import plotly.graph_objects as go
-    return quiet_figure(go.FigureWidget(data=[
+    return quiet_figure(figure_widget(data=[
         go.Scatter(x=[], y=[], mode='lines', line=dict(color='#c8c8c8', width=6), hoverinfo='skip', name='track'),
         go.Scatter(x=[], y=[], mode='markers', name='speed', hoverinfo='skip',
                    marker=dict(size=5, color=[], colorscale='Turbo', cmin=0, cmax=300,
@@ -70,8 +139,8 @@ def gauges_figure():
     gauge = lambda title, y, top, color: go.Indicator(
         mode='gauge+number', value=0, title=dict(text=title, font=dict(size=14)), number=dict(valueformat='d'),
         domain=dict(x=[0, 1], y=y), gauge=dict(axis=dict(range=[0, top]), bar=dict(color=color)))
-    fig = quiet_figure(go.FigureWidget(data=[gauge('RPM', [0.64, 0.97], 12000, '#e10600'), gauge('km/h', [0.22, 0.55], 350, '#1f77b4')],
-                                       layout=go.Layout(height=440, width=300, margin=dict(l=30, r=30, t=30, b=10))))
+    fig = quiet_figure(figure_widget(data=[gauge('RPM', [0.64, 0.97], 12000, '#e10600'), gauge('km/h', [0.22, 0.55], 350, '#1f77b4')],
+                                      layout=go.Layout(height=440, width=300, margin=dict(l=30, r=30, t=30, b=10))))
     fig.add_annotation(text='-', x=0.5, y=0.02, xref='paper', yref='paper', showarrow=False, font=dict(size=40))
     fig.add_annotation(text='Gear', x=0.5, y=0.16, xref='paper', yref='paper', showarrow=False, font=dict(size=14))
     return fig
@@ -97,4 +166,4 @@ def series_figure(window_s: float):
     fig.update_yaxes(title_text='g', range=[-5, 5], showgrid=False, row=1, col=2, secondary_y=True)
     fig.update_layout(height=280, autosize=True, margin=dict(l=50, r=50, t=40, b=40), legend=dict(orientation='h', y=-0.25),
                       uirevision='series')
-    return quiet_figure(go.FigureWidget(fig))
+    return quiet_figure(figure_widget(fig))

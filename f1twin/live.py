@@ -187,7 +187,7 @@ def _fit_track(self: LivePanel, track):
             self._map.data[3].x, self._map.data[3].y, self._map.data[3].text = mu, mv, list(marks.index)
         self._map.layout.xaxis.range = [float(u.min() - pad), float(u.max() + pad)]
         self._map.layout.yaxis.range = [float(v.min() - pad), float(v.max() + pad)]
-    for_late_views(self._map)  # sent once: a browser still loading plotly when it was drawn starts from the outline
+    for_late_views(self._map)  # sent once: a view started later (the page reloaded) starts from the outline
 
 # %% ../nbs/22_live.ipynb #4073cdbc
 def _arr(values) -> np.ndarray:

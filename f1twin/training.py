@@ -8,9 +8,8 @@ import html, threading, time
 from collections import deque
 from dataclasses import dataclass, field
 import ipywidgets as W
-import plotly.graph_objects as go
 from .experiences import AgentTopics
-from .figures import quiet_figure, for_late_views
+from .figures import figure_widget, quiet_figure, for_late_views
 
 # %% auto #0
 __all__ = ['TrainingState', 'TrainingPanel']
@@ -51,7 +50,7 @@ class TrainingPanel:
         self.state = state or TrainingState()
         self.header = W.HTML()
         self.fill = W.FloatProgress(min=0, max=1, description='buffer', layout=W.Layout(width='420px'))
-        self.chart = quiet_figure(go.FigureWidget(layout=dict(height=300, margin=dict(l=50, r=50, t=70, b=30), title='Loss and ingest rate',
+        self.chart = quiet_figure(figure_widget(layout=dict(height=300, margin=dict(l=50, r=50, t=70, b=30), title='Loss and ingest rate',
                                                  xaxis=dict(title='Time since the panel started (s)'), yaxis=dict(title='Loss', rangemode='tozero'),
                                                  yaxis2=dict(title='Ingest (transitions/s)', overlaying='y', side='right', rangemode='tozero'),
                                                  legend=dict(orientation='h', x=0, y=1.02, yanchor='bottom'))))
@@ -75,7 +74,7 @@ class TrainingPanel:
         with self.chart.batch_update():
             self.chart.data[0].x, self.chart.data[0].y = [r[0] - t0 for r in h], [r[1] for r in h]
             self.chart.data[1].x, self.chart.data[1].y = [r[0] - t0 for r in h], [r[2] for r in h]
-        for_late_views(self.chart)  # a browser still loading plotly while the run went on draws the chart as it is now
+        for_late_views(self.chart)  # a view started later (the page reloaded) draws the chart as it is now
         rows = ''.join(f"<tr><td>{html.escape(w['worker'])}</td><td>{w['transitions']:,}</td>"
                        f"<td class=\"{'f1twin-behind' if w['behind'] else ''}\">v{w['version']}</td></tr>" for w in s.workers())
         self.table.value = f'<table class="f1twin-workers"><tr><th>worker</th><th>transitions</th><th>model</th></tr>{rows}</table>'

@@ -18,8 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / 'tests' / 'artifacts'
-# anywidget (0.11) gives a widget's model 2 s to load its code (plotly's 5 MB bundle for each figure): what the page
-# says when a machine loaded by the other tests misses it and the figure stays blank (a user runs the cell again)
+# anywidget (0.11) gives a widget's model 2 s to load its code and then drops every update the kernel sends it: what
+# the page says then (plotly's own FigureWidget, 5 MB of code, on a loaded machine); f1twin's figures never cause it
 ANYWIDGET_GAVE_UP = '[anywidget] Failed to initialize model.'
 CHROMIUM = '/usr/bin/chromium'
 ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',

@@ -91,65 +91,57 @@ def test_live_panel_in_jupyterlab(jupyterlab):
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            for attempt in (1, 2):  # once more only if anywidget gave up on a widget (see below)
-                page = browser.new_page(viewport={'width': 1400, 'height': 1100})
-                errors = []  # the page's own errors and console errors (a widget that failed to load, ...), said when the test fails
-                page.on('pageerror', lambda e: errors.append(str(e)[:300]))
-                page.on('console', lambda m: m.type == 'error' and errors.append(f'console: {m.text[:300]}'))
-                page.goto(f'{jupyterlab}/lab/tree/live.ipynb')
-                start_run_all(page)
-                page.wait_for_selector('.f1twin-panel .f1twin-metric .f1twin-metric-value', timeout=120_000)
-                page.wait_for_selector('.f1twin-panel .js-plotly-plot .main-svg', timeout=60_000)
-                page.locator('.f1twin-panel').first.scroll_into_view_if_needed()
+            page = browser.new_page(viewport={'width': 1400, 'height': 1100})
+            errors = []  # the page's own errors and console errors (a widget that failed to load, ...), said when the test fails
+            page.on('pageerror', lambda e: errors.append(str(e)[:300]))
+            page.on('console', lambda m: m.type == 'error' and errors.append(f'console: {m.text[:300]}'))
+            page.goto(f'{jupyterlab}/lab/tree/live.ipynb')
+            start_run_all(page)
+            page.wait_for_selector('.f1twin-panel .f1twin-metric .f1twin-metric-value', timeout=120_000)
+            page.wait_for_selector('.f1twin-panel .js-plotly-plot .main-svg', timeout=60_000)
+            page.locator('.f1twin-panel').first.scroll_into_view_if_needed()
 
-                # While the replay runs, read the page until everything a user should see has been seen (each reading
-                # is one instant of the page; a slow browser makes readings slow, so they are all checked together).
-                seen = {'colours': {}}
-                def everything(r):
-                    if r['state'] != 'running' or r['speed'] in (None, '-'): return False  # nobody clicked Start
-                    seen.setdefault('first_status', r['status'])
-                    seen['moving'] = seen.get('moving') or r['status'] != seen['first_status']
-                    # the track outline, drawn from the session at once
-                    seen['outline'] = seen.get('outline') or (r['outline_points'] > 500 and r['outline_path'] > 1000)
-                    # the G chart says the CSV has no G channels, and lists no empty G traces
-                    if any(NO_G_TEXT in a for a in r['annotations']): seen['no_g'] = r
-                    # steering in degrees: the axis title and its numbers
-                    if r['steering_ticks'] and max(abs(number(t)) for t in r['steering_ticks']) >= 5: seen['steer'] = r
-                    # the delta: green for a gain, red for a loss (the computed colour)
-                    if r['delta'] not in (None, '-'): seen['colours'].setdefault(r['delta'][0], (r['delta'], r['delta_color']))
-                    # the anomaly monitor's alert, as it happens: the session's data gap in lap 3
-                    if any('data gap' in a for a in r['alerts']): seen['alert'] = r['alerts']
-                    # the delta bar (from lap 1: a reference given at start), its colour and number; the predicted lap
-                    if r['bar_sign'] in ('gain', 'loss') and r['bar_number'] == r['delta']:
-                        seen.setdefault('bars', {}).setdefault(r['bar_sign'], r)
-                    if r['predicted'] not in (None, '-') and r['ref']: seen['predicted'] = r
-                    if r['shift_lit'] and r['shift_on'] == min(r['shift_lit'], 10): seen['shift'] = r
-                    # the splits take more than one colour over the session (purple/green/yellow against the best); as
-                    # for the delta's signs, a slow browser that has read only one by the alert of lap 3 is not failed for
-                    # it (split_color's purple, green and yellow are asserted in nbs/21a_frame.ipynb)
-                    seen.setdefault('split_colours', set()).update(c for c in r['splits'] if c)
-                    if len(seen['split_colours']) >= 2 or (seen['split_colours'] and 'alert' in seen): seen['splits'] = r
-                    # every reading's delta is coloured by its sign (checked below); both signs are waited for only until
-                    # the alert of lap 3 (how often a slow browser reads lap 2's gain is not this test's business: the
-                    # colours of both signs are asserted frame by frame in test_live)
-                    both = {'-', '+'} <= set(seen['colours']) and {'gain', 'loss'} <= set(seen.get('bars', {}))
-                    return all(k in seen for k in ('moving', 'outline', 'no_g', 'steer', 'alert', 'predicted', 'shift',
-                                                     'splits')) and seen['outline'] and seen['colours'] and seen.get('bars') \
-                        and (both or 'alert' in seen)
-                try:
-                    poll(page, everything, timeout=150, what='the panel running')
-                    break
-                except BaseException:  # what the page showed, to look at (a chart never drawn, a panel stuck)
-                    page.screenshot(path=str(ARTIFACTS / 'live-panel-failed.png'), full_page=True)
-                    # anywidget (0.11) gives a widget's model 2 s to load its code, plotly's 5 MB bundle for each
-                    # figure; a machine loaded by the other tests can miss it and the figure stays blank (a user
-                    # runs the cell again): the notebook is run once more in a new page, and that must pass
-                    if attempt == 1 and any(ANYWIDGET_GAVE_UP in e for e in errors):
-                        print(f'first attempt: {ANYWIDGET_GAVE_UP!r}; running the notebook again in a new page')
-                        page.close()
-                        continue
-                    raise
-                finally: print(seen, 'page errors:', errors[:20])
+            # While the replay runs, read the page until everything a user should see has been seen (each reading
+            # is one instant of the page; a slow browser makes readings slow, so they are all checked together).
+            seen = {'colours': {}}
+            def everything(r):
+                if r['state'] != 'running' or r['speed'] in (None, '-'): return False  # nobody clicked Start
+                seen.setdefault('first_status', r['status'])
+                seen['moving'] = seen.get('moving') or r['status'] != seen['first_status']
+                # the track outline, drawn from the session at once
+                seen['outline'] = seen.get('outline') or (r['outline_points'] > 500 and r['outline_path'] > 1000)
+                # the G chart says the CSV has no G channels, and lists no empty G traces
+                if any(NO_G_TEXT in a for a in r['annotations']): seen['no_g'] = r
+                # steering in degrees: the axis title and its numbers
+                if r['steering_ticks'] and max(abs(number(t)) for t in r['steering_ticks']) >= 5: seen['steer'] = r
+                # the delta: green for a gain, red for a loss (the computed colour)
+                if r['delta'] not in (None, '-'): seen['colours'].setdefault(r['delta'][0], (r['delta'], r['delta_color']))
+                # the anomaly monitor's alert, as it happens: the session's data gap in lap 3
+                if any('data gap' in a for a in r['alerts']): seen['alert'] = r['alerts']
+                # the delta bar (from lap 1: a reference given at start), its colour and number; the predicted lap
+                if r['bar_sign'] in ('gain', 'loss') and r['bar_number'] == r['delta']:
+                    seen.setdefault('bars', {}).setdefault(r['bar_sign'], r)
+                if r['predicted'] not in (None, '-') and r['ref']: seen['predicted'] = r
+                if r['shift_lit'] and r['shift_on'] == min(r['shift_lit'], 10): seen['shift'] = r
+                # the splits take more than one colour over the session (purple/green/yellow against the best); as
+                # for the delta's signs, a slow browser that has read only one by the alert of lap 3 is not failed for
+                # it (split_color's purple, green and yellow are asserted in nbs/21a_frame.ipynb)
+                seen.setdefault('split_colours', set()).update(c for c in r['splits'] if c)
+                if len(seen['split_colours']) >= 2 or (seen['split_colours'] and 'alert' in seen): seen['splits'] = r
+                # every reading's delta is coloured by its sign (checked below); both signs are waited for only until
+                # the alert of lap 3 (how often a slow browser reads lap 2's gain is not this test's business: the
+                # colours of both signs are asserted frame by frame in test_live)
+                both = {'-', '+'} <= set(seen['colours']) and {'gain', 'loss'} <= set(seen.get('bars', {}))
+                return all(k in seen for k in ('moving', 'outline', 'no_g', 'steer', 'alert', 'predicted', 'shift',
+                                                 'splits')) and seen['outline'] and seen['colours'] and seen.get('bars') \
+                    and (both or 'alert' in seen)
+            try:
+                poll(page, everything, timeout=150, what='the panel running')
+            except BaseException as e:  # what the page showed, to look at (a chart never drawn, a panel stuck)
+                page.screenshot(path=str(ARTIFACTS / 'live-panel-failed.png'), full_page=True)
+                pytest.fail(f'{e}\nseen: {seen}\npage errors: {errors[:20]}')
+            # every figure's model was ready at once (figures.figure_widget: plotly's code loads behind it)
+            assert not any(ANYWIDGET_GAVE_UP in e for e in errors), errors
             page.locator('.f1twin-panel').first.screenshot(path=str(ARTIFACTS / 'live-panel-running.png'))
             page.screenshot(path=str(ARTIFACTS / 'live-panel-window.png'))
             assert not {'G lat', 'G lon'} & set(seen['no_g']['legend']) and 'steering' in seen['no_g']['legend']

@@ -28,27 +28,23 @@ def test_training_panel_draws_in_jupyterlab(jupyterlab):
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            for attempt in (1, 2):  # once more only if anywidget gave up on the chart's model (as in test_browser)
-                page = browser.new_page(viewport={'width': 1300, 'height': 1000})
-                said = []  # the page's own errors and console errors, said when the test fails
-                page.on('pageerror', lambda e: said.append(str(e)[:300]))
-                page.on('console', lambda m: m.type == 'error' and said.append(f'console: {m.text[:300]}'))
-                page.goto(f'{jupyterlab}/lab/tree/training.ipynb')
-                run_all(page)
-                errors = page.locator('.jp-OutputArea-output:has-text("Traceback")').all_inner_texts()
-                assert not errors, errors
-                page.wait_for_selector('.f1twin-training .js-plotly-plot .main-svg', timeout=60_000)
-                try:
-                    page.wait_for_function(f'() => {{ const r = ({READ})(); return r && r.lines.length == 2 && r.lines.every(n => n > 5); }}',
-                                           timeout=60_000)
-                    break
-                except Exception:  # what the page showed, for the failure's message and a screenshot
-                    page.screenshot(path=str(ARTIFACTS / 'training-panel-failed.png'), full_page=True)
-                    if attempt == 1 and any(ANYWIDGET_GAVE_UP in e for e in said):
-                        print(f'first attempt: {ANYWIDGET_GAVE_UP!r}; running the notebook again in a new page')
-                        page.close()
-                        continue
-                    pytest.fail(f'the chart never drew its two lines: {page.evaluate(READ)}; page errors: {said[:20]}')
+            page = browser.new_page(viewport={'width': 1300, 'height': 1000})
+            said = []  # the page's own errors and console errors, said when the test fails
+            page.on('pageerror', lambda e: said.append(str(e)[:300]))
+            page.on('console', lambda m: m.type == 'error' and said.append(f'console: {m.text[:300]}'))
+            page.goto(f'{jupyterlab}/lab/tree/training.ipynb')
+            run_all(page)
+            errors = page.locator('.jp-OutputArea-output:has-text("Traceback")').all_inner_texts()
+            assert not errors, errors
+            page.wait_for_selector('.f1twin-training .js-plotly-plot .main-svg', timeout=60_000)
+            try:
+                page.wait_for_function(f'() => {{ const r = ({READ})(); return r && r.lines.length == 2 && r.lines.every(n => n > 5); }}',
+                                       timeout=60_000)
+            except Exception:  # what the page showed, for the failure's message and a screenshot
+                page.screenshot(path=str(ARTIFACTS / 'training-panel-failed.png'), full_page=True)
+                pytest.fail(f'the chart never drew its two lines: {page.evaluate(READ)}; page errors: {said[:20]}')
+            # the chart's model was ready at once (figures.figure_widget: plotly's code loads behind it)
+            assert not any(ANYWIDGET_GAVE_UP in e for e in said), said
             r = page.evaluate(READ)
             panel = page.locator('.f1twin-training').first
             panel.scroll_into_view_if_needed()
