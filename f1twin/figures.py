@@ -69,11 +69,12 @@ export default () => {
       model.on('all', keep);
       loaded = plotlyCode(model).finally(() => model.off('all', keep)).then((code) => {
         // plotly's model sees each kept change in order, with the values the model had then
-        const shown = { ...before }, listeners = [];
+        let listeners = [];  // plotly's model's listeners, until it has seen the kept changes
+        const shown = { ...before };  // what `get` gives while a kept change is handed over
         const seen = {
           ...model,
           get: (name) => (name in shown ? shown[name] : model.get(name)),
-          on: (event, callback) => { listeners.push([event, callback]); model.on(event, callback); },
+          on: (event, callback) => { if (listeners) listeners.push([event, callback]); model.on(event, callback); },
         };
         plotly = code.default();
         plotly.initialize({ ...context, model: seen });
@@ -82,7 +83,10 @@ export default () => {
           for (const [e, callback] of listeners) if (e === event) callback(seen, value);
         }
         for (const name of Object.keys(shown)) delete shown[name];  // from now on, the model as it is
-        console.debug(`[f1twin] plotly's widget code loaded; ${changes.length} change(s) kept meanwhile, handed over`);
+        const kept = changes.length;
+        changes.length = 0;
+        listeners = null;
+        console.debug(`[f1twin] plotly's widget code loaded; ${kept} change(s) kept meanwhile, handed over`);
       });
     },
     async render(context) {
