@@ -38,6 +38,15 @@ def launch(p):
     return p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 
 
+
+def new_page(browser, width: int, height: int):
+    """A page of `browser` and the list its own errors and console errors go into (said when a test fails)."""
+    page = browser.new_page(viewport={'width': width, 'height': height})
+    errors = []
+    page.on('pageerror', lambda e: errors.append(str(e)[:300]))
+    page.on('console', lambda m: m.type == 'error' and errors.append(f'console: {m.text[:300]}'))
+    return page, errors
+
 @contextmanager
 def jupyterlab(tmp_path, notebooks: dict, env: dict | None = None):
     """A JupyterLab server on a free port serving copies of `notebooks` ({name in the server: path}); its URL.

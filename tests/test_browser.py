@@ -14,7 +14,7 @@ import pytest
 
 from f1twin.live import NO_G_TEXT
 from f1twin.frame import GREEN, RED
-from browser import ANYWIDGET_GAVE_UP, ARTIFACTS, ROOT, jupyterlab as lab_server, launch, start_run_all
+from browser import ANYWIDGET_GAVE_UP, ARTIFACTS, ROOT, jupyterlab as lab_server, launch, new_page, start_run_all
 
 
 
@@ -91,10 +91,7 @@ def test_live_panel_in_jupyterlab(jupyterlab):
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            page = browser.new_page(viewport={'width': 1400, 'height': 1100})
-            errors = []  # the page's own errors and console errors (a widget that failed to load, ...), said when the test fails
-            page.on('pageerror', lambda e: errors.append(str(e)[:300]))
-            page.on('console', lambda m: m.type == 'error' and errors.append(f'console: {m.text[:300]}'))
+            page, errors = new_page(browser, 1400, 1100)
             page.goto(f'{jupyterlab}/lab/tree/live.ipynb')
             start_run_all(page)
             page.wait_for_selector('.f1twin-panel .f1twin-metric .f1twin-metric-value', timeout=120_000)

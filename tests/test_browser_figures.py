@@ -9,7 +9,7 @@ import time
 import nbformat
 import pytest
 
-from browser import ANYWIDGET_GAVE_UP, ARTIFACTS, jupyterlab as lab_server, launch, start_run_all, wait_all_done
+from browser import ANYWIDGET_GAVE_UP, ARTIFACTS, jupyterlab as lab_server, launch, new_page, start_run_all, wait_all_done
 
 CELLS = [
     "import plotly.graph_objects as go\nfrom f1twin.figures import figure_widget\n"
@@ -56,10 +56,9 @@ def test_figure_keeps_updates_sent_while_plotly_loads(jupyterlab):
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            page = browser.new_page(viewport={'width': 1000, 'height': 700})
-            said, debug = [], []
-            page.on('pageerror', lambda e: said.append(str(e)[:300]))
-            page.on('console', lambda m: said.append(f'console: {m.text[:300]}') if m.type == 'error' else debug.append(m.text))
+            page, said = new_page(browser, 1000, 700)
+            debug = []  # the figure's module says in the console how many changes it kept
+            page.on('console', lambda m: m.type == 'debug' and debug.append(m.text))
             page.goto(f'{jupyterlab}/lab/tree/figure.ipynb')
             page.wait_for_selector('text=Python 3 (ipykernel) | Idle', timeout=60_000)
             page.evaluate(HOLD)

@@ -3,7 +3,7 @@ in one process and the panel shows the loss and ingest chart, the buffer fill, e
 alert. Screenshot in tests/artifacts/ (git-ignored)."""
 import pytest
 
-from browser import ANYWIDGET_GAVE_UP, ARTIFACTS, ROOT, jupyterlab as lab_server, launch, run_all
+from browser import ANYWIDGET_GAVE_UP, ARTIFACTS, ROOT, jupyterlab as lab_server, launch, new_page, run_all
 
 
 @pytest.fixture
@@ -28,10 +28,7 @@ def test_training_panel_draws_in_jupyterlab(jupyterlab):
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            page = browser.new_page(viewport={'width': 1300, 'height': 1000})
-            said = []  # the page's own errors and console errors, said when the test fails
-            page.on('pageerror', lambda e: said.append(str(e)[:300]))
-            page.on('console', lambda m: m.type == 'error' and said.append(f'console: {m.text[:300]}'))
+            page, said = new_page(browser, 1300, 1000)
             page.goto(f'{jupyterlab}/lab/tree/training.ipynb')
             run_all(page)
             errors = page.locator('.jp-OutputArea-output:has-text("Traceback")').all_inner_texts()
