@@ -55,11 +55,13 @@ function plotlyCode(model) {
 }
 
 export default () => {
-  let plotly, loaded;
+  let plotly, failed;
+  let changes = [];  // what the kernel sent while plotly's code was loading
+  const waiting = [];  // the views to draw once it has loaded: [context, resolve, reject, how many changes came before]
   return {
     initialize({ model, ...context }) {
       // ready at once: keep each change the kernel sends (with the value before the first) until plotly's code runs
-      const changes = [], before = {};
+      const before = {};
       const keep = (event, backbone, value) => {
         if (!event.startsWith('change:')) return;
         const name = event.slice(7);
@@ -67,10 +69,12 @@ export default () => {
         changes.push([event, name, value]);
       };
       model.on('all', keep);
-      loaded = plotlyCode(model).finally(() => model.off('all', keep)).then((code) => {
-        // plotly's model sees each kept change in order, with the values the model had then
-        let listeners = [];  // plotly's model's listeners, until it has seen the kept changes
-        const shown = { ...before };  // what `get` gives while a kept change is handed over
+      plotlyCode(model).finally(() => model.off('all', keep)).then((code) => {
+        // As if plotly's code had been there from the start: each kept change reaches plotly's model and the views
+        // drawn before it came, in order, with the values the model had then; each view waiting is drawn from the
+        // figure as it was when the view was asked for.
+        let listeners = [];  // plotly's model's and views' listeners, until they have seen the kept changes
+        const shown = { ...before };  // what `get` gives until then
         const seen = {
           ...model,
           get: (name) => (name in shown ? shown[name] : model.get(name)),
@@ -78,20 +82,30 @@ export default () => {
         };
         plotly = code.default();
         plotly.initialize({ ...context, model: seen });
-        for (const [event, name, value] of changes) {
-          shown[name] = value;
-          for (const [e, callback] of listeners) if (e === event) callback(seen, value);
-        }
+        let handed = 0;
+        const handOver = (upTo) => {
+          for (; handed < upTo; handed++) {
+            const [event, name, value] = changes[handed];
+            shown[name] = value;
+            for (const [e, callback] of listeners) if (e === event) callback(seen, value);
+          }
+        };
+        const views = waiting.splice(0).filter(([view]) => !view.signal?.aborted);
+        for (const [view, resolve, , at] of views) { handOver(at); resolve(plotly.render(view)); }
+        handOver(changes.length);
         for (const name of Object.keys(shown)) delete shown[name];  // from now on, the model as it is
-        const kept = changes.length;
-        changes.length = 0;
+        console.debug(`[f1twin] plotly's widget code loaded; ${changes.length} change(s) kept meanwhile, handed over to ${views.length} view(s)`);
+        changes = null;
         listeners = null;
-        console.debug(`[f1twin] plotly's widget code loaded; ${kept} change(s) kept meanwhile, handed over`);
+      }).catch((error) => {
+        failed = error;
+        for (const [, , reject] of waiting.splice(0)) reject(error);
       });
     },
-    async render(context) {
-      await loaded;
-      return plotly.render(context);
+    render(context) {
+      if (plotly) return plotly.render(context);
+      if (failed) throw failed;
+      return new Promise((resolve, reject) => waiting.push([context, resolve, reject, changes.length]));
     },
   };
 };

@@ -47,6 +47,37 @@ def new_page(browser, width: int, height: int):
     page.on('console', lambda m: m.type == 'error' and errors.append(f'console: {m.text[:300]}'))
     return page, errors
 
+
+# Loads of plotly's widget code (f1twin.figures' module keeps them in this map, one a page) held until the test
+# releases them, and for 2.5 s at least (past anywidget's 2 s): what a loaded machine does, on every machine.
+_HOLD = """() => {
+  let release; const released = new Promise(r => { release = r; });
+  window.__releasePlotly = release;
+  globalThis.__f1twinPlotlyCode = new (class extends Map {
+    set(id, load) {
+      window.__plotlyHeld = (window.__plotlyHeld || 0) + 1;
+      const waited = Promise.all([released, new Promise(r => setTimeout(r, 2500))]);
+      return super.set(id, load.then(code => waited.then(() => code)));
+    }
+  })();
+}"""
+HANDED_OVER = "[f1twin] plotly's widget code loaded; "  # the start of what the module says in the console then
+
+
+def hold_plotly(page) -> None:
+    """Hold back the page's plotly widget code (f1twin's figures) until `release_plotly`, and 2.5 s at least."""
+    page.evaluate(_HOLD)
+
+
+def release_plotly(page) -> int:
+    """Let the held plotly code go; how many loads of it were held."""
+    return page.evaluate('() => { window.__releasePlotly(); return window.__plotlyHeld || 0; }')
+
+
+def kept_changes(debug: list[str]) -> list[int]:
+    """The changes each figure kept while plotly's code loaded, from the page's console debug messages."""
+    return [int(m[len(HANDED_OVER):].split()[0]) for m in debug if m.startswith(HANDED_OVER)]
+
 @contextmanager
 def jupyterlab(tmp_path, notebooks: dict, env: dict | None = None):
     """A JupyterLab server on a free port serving copies of `notebooks` ({name in the server: path}); its URL.
