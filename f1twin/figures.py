@@ -42,18 +42,29 @@ def frame_clock():
     return _clock_class()
 
 # %% ../nbs/22b_figures.ipynb #8d1e4b07
-_FIGURE_ESM = r'''
-// plotly's widget code, evaluated once per page whatever the number of figures
+_FIGURE_LOAD = r'''
+// plotly's widget code, evaluated once per page whatever the number of figures (a load that failed is tried again
+// by the next figure)
 const loads = (globalThis.__f1twinPlotlyCode ??= new Map());
 function plotlyCode(model) {
   const id = model.get('_plotly_code_id');
   if (!loads.has(id)) {
     const url = URL.createObjectURL(new Blob([model.get('_plotly_code')], { type: 'text/javascript' }));
-    loads.set(id, import(url).finally(() => URL.revokeObjectURL(url)));
+    loads.set(id, import(url)
+      .catch((error) => { loads.delete(id); throw error; })
+      .finally(() => URL.revokeObjectURL(url)));
   }
   return loads.get(id);
 }
 
+// what goes wrong in one view or one change is said and costs that one, as in plotly's own flow
+function said(error, what) { console.error(`[f1twin] plotly figure: ${what}:`, error); }
+
+'''
+
+
+# %% ../nbs/22b_figures.ipynb #a4f7c2e8
+_FIGURE_ESM = _FIGURE_LOAD + r'''
 export default () => {
   let plotly, failed;
   let changes = [];  // what the kernel sent while plotly's code was loading
@@ -69,7 +80,9 @@ export default () => {
         changes.push([event, name, value]);
       };
       model.on('all', keep);
-      plotlyCode(model).finally(() => model.off('all', keep)).then((code) => {
+      plotlyCode(model).then((code) => {
+        model.off('all', keep);
+        if (context.signal?.aborted) return;  // the model is gone, or its code was replaced
         // As if plotly's code had been there from the start: each kept change reaches plotly's model and the views
         // drawn before it came, in order, with the values the model had then; each view waiting is drawn from the
         // figure as it was when the view was asked for.
@@ -80,25 +93,35 @@ export default () => {
           get: (name) => (name in shown ? shown[name] : model.get(name)),
           on: (event, callback) => { if (listeners) listeners.push([event, callback]); model.on(event, callback); },
         };
-        plotly = code.default();
-        plotly.initialize({ ...context, model: seen });
         let handed = 0;
         const handOver = (upTo) => {
           for (; handed < upTo; handed++) {
             const [event, name, value] = changes[handed];
             shown[name] = value;
-            for (const [e, callback] of listeners) if (e === event) callback(seen, value);
+            for (const [e, callback] of listeners) {
+              if (e === event) try { callback(seen, value); } catch (error) { said(error, `a kept ${name}`); }
+            }
           }
         };
-        const views = waiting.splice(0).filter(([view]) => !view.signal?.aborted);
-        for (const [view, resolve, , at] of views) { handOver(at); resolve(plotly.render(view)); }
-        handOver(changes.length);
-        for (const name of Object.keys(shown)) delete shown[name];  // from now on, the model as it is
-        console.debug(`[f1twin] plotly's widget code loaded; ${changes.length} change(s) kept meanwhile, handed over to ${views.length} view(s)`);
-        changes = null;
-        listeners = null;
+        const views = waiting.splice(0);
+        try {
+          plotly = code.default();
+          plotly.initialize({ ...context, model: seen });
+          for (const [view, resolve, reject, at] of views) {
+            if (view.signal?.aborted) { resolve(); continue; }  // a view removed meanwhile
+            handOver(at);
+            try { resolve(plotly.render(view)); } catch (error) { said(error, 'a view'); reject(error); }
+          }
+          handOver(changes.length);
+          console.debug(`[f1twin] plotly's widget code loaded; ${changes.length} change(s) kept meanwhile, handed over to ${views.length} view(s)`);
+        } finally {
+          for (const name of Object.keys(shown)) delete shown[name];  // from now on, the model as it is
+          changes = listeners = null;
+        }
       }).catch((error) => {
+        model.off('all', keep);
         failed = error;
+        said(error, 'its code did not load');
         for (const [, , reject] of waiting.splice(0)) reject(error);
       });
     },
@@ -110,6 +133,9 @@ export default () => {
   };
 };
 '''
+
+
+# %% ../nbs/22b_figures.ipynb #b81d5f36
 _figure_class = None
 
 def figure_widget(*args, **kwargs):
