@@ -103,10 +103,12 @@ export default () => {
             }
           }
         };
-        const views = waiting.splice(0);
+        let views = [];
         try {
-          plotly = code.default();
-          plotly.initialize({ ...context, model: seen });
+          const figure = code.default();
+          figure.initialize({ ...context, model: seen });  // if this throws, the views waiting are told (below)
+          plotly = figure;
+          views = waiting.splice(0);
           for (const [view, resolve, reject, at] of views) {
             if (view.signal?.aborted) { resolve(); continue; }  // a view removed meanwhile
             handOver(at);
@@ -116,7 +118,8 @@ export default () => {
           console.debug(`[f1twin] plotly's widget code loaded; ${changes.length} change(s) kept meanwhile, handed over to ${views.length} view(s)`);
         } finally {
           for (const name of Object.keys(shown)) delete shown[name];  // from now on, the model as it is
-          changes = listeners = null;
+          listeners = null;
+          if (plotly) changes = null;  // else the views waiting still count on it until they are told
         }
       }).catch((error) => {
         model.off('all', keep);

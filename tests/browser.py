@@ -38,7 +38,6 @@ def launch(p):
     return p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 
 
-
 def new_page(browser, width: int, height: int):
     """A page of `browser` and the list its own errors and console errors go into (said when a test fails)."""
     page = browser.new_page(viewport={'width': width, 'height': height})
@@ -77,6 +76,7 @@ def release_plotly(page) -> int:
 def kept_changes(debug: list[str]) -> list[int]:
     """The changes each figure kept while plotly's code loaded, from the page's console debug messages."""
     return [int(m[len(HANDED_OVER):].split()[0]) for m in debug if m.startswith(HANDED_OVER)]
+
 
 @contextmanager
 def jupyterlab(tmp_path, notebooks: dict, env: dict | None = None):
