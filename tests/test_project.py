@@ -58,3 +58,19 @@ def test_every_public_function_class_and_method_is_in_nbdevs_index():
                         continue
                     if f'f1twin.{m.name}.{name}.{meth}' not in index: missing.append(f'{m.name}.{name}.{meth}')
     assert not missing, f'not in nbdev\'s index (define classes whole, or with @patch): {missing}'
+
+
+def test_xdist_groups_keep_their_tests_on_one_worker(tmp_path):
+    """The tests of one xdist_group (one secure broker, one browser, one costly fixture) run on one worker: with
+    pytest 9.2, pytest-xdist's `--dist loadgroup` silently stopped grouping (pytest-dev/pytest-xdist issue 1386),
+    and the suite would still pass, slower or with two brokers of one name racing (settings.ini pins pytest)."""
+    (tmp_path / 'test_groups.py').write_text(
+        'import os, pytest\n'
+        + ''.join(f"@pytest.mark.xdist_group('g')\ndef test_{i}(): pass\n" for i in range(6)))
+    (tmp_path / 'pytest.ini').write_text('[pytest]\n')  # not this project's configuration
+    r = subprocess.run([sys.executable, '-m', 'pytest', '-p', 'no:cacheprovider', '-n', '2', '--dist', 'loadgroup',
+                        '-v', '-c', str(tmp_path / 'pytest.ini'), str(tmp_path)],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    ran = [line.split()[0] for line in r.stdout.splitlines() if 'PASSED' in line]
+    assert len(ran) == 6 and len(set(ran)) == 1, f'the group ran on {sorted(set(ran))}: {r.stdout[-1500:]}'

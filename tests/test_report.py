@@ -86,12 +86,13 @@ def decoded_y(t: dict) -> np.ndarray:
 
 
 # The module's reports are made once for the tests that read them: those tests run on one xdist worker (each
-# worker would otherwise make its own copy of a module-scoped fixture; `--dist loadgroup`, pyproject.toml).
+# worker would otherwise make its own copy; `--dist loadgroup`, pyproject.toml), and the fixtures are session-scoped:
+# a worker runs other modules' tests between these, and pytest makes a module-scoped fixture again after each break.
 ONE_WORKER_REPORTS = pytest.mark.xdist_group('report-of-each-session')
 ONE_WORKER_FULL_RATE = pytest.mark.xdist_group('report-at-full-rate')
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def report_all(tmp_path_factory):
     """`f1twin report --all` on a folder of both real sessions and a broken file, once: its outcome and its folder."""
     tmp = tmp_path_factory.mktemp('all')
@@ -404,7 +405,7 @@ def decoded(a) -> np.ndarray:
     return np.asarray(a)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def full_rate(tmp_path_factory):
     """The real session of 12 September replayed at 333 Hz (27 000 samples a lap), and its report."""
     from f1twin.fakeac import resample_session

@@ -10,10 +10,12 @@ from f1twin.shadow import ShadowDriver, shadow_session
 from f1twin.trainer import BCLearner, Model, load_policy
 
 
-pytestmark = pytest.mark.xdist_group('shadow-trained')  # the model is trained once, on one worker
+# The model is trained once, on one worker; session-scoped, as a worker runs other modules' tests between these and
+# pytest makes a module-scoped fixture again after each break.
+pytestmark = pytest.mark.xdist_group('shadow-trained')
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def trained():
     s = prepare_session(load_session(sample_session_path()))
     track = TrackModel.from_session(s)
