@@ -34,6 +34,12 @@ sys.modules.setdefault("rfc3987_syntax", None)
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+# Bytecode is written (to the usual __pycache__ folders, ignored by git) even where PYTHONDONTWRITEBYTECODE is set:
+# without it each test worker rewrites the asserts of every test module again (2 s a worker) and each kernel, CLI and
+# fake game the tests start compiles f1twin anew, a seventh of the offline suite's CPU here.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 ROOT = Path(__file__).resolve().parent.parent
 BROKER_JSON = ROOT / ".cache" / "kafka" / "broker.json"
 HOW_TO_START = ("Start the local broker with `make kafka-up` "
@@ -63,9 +69,22 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_xdist_auto_num_workers(config):
-    """`-n auto` (pyproject.toml's default): one worker per core, at least 2 (the tests mostly wait) and at most 4
-    (each private broker of the outage tests is a JVM)."""
-    return max(2, min(4, os.cpu_count() or 1))
+    """`-n auto` (pyproject.toml's default): one worker per core, at least 2 and at most 4 (each private broker of the
+    outage tests is a JVM, and the broker, JupyterLab and Chromium need cores of their own); a run that leaves out the
+    broker and browser tests (`-m "not kafka and not browser"`) gets one more, up to 4: its tests mostly wait on
+    processes they start (kernels, a fake game, CLIs), and a third worker keeps 2 cores busy (131 s instead of 147)."""
+    cores = os.cpu_count() or 1
+    return min(4, max(2, cores) + (1 if offline_run(config) else 0))
+
+
+def offline_run(config) -> bool:
+    """True if the run's `-m` expression selects no test that is only marked `kafka` or only marked `browser`."""
+    from _pytest.mark.expression import Expression
+    expr = config.option.markexpr
+    if not expr:
+        return False
+    compiled = Expression.compile(expr)
+    return not any(compiled.evaluate(lambda name, *_, m=mark, **__: name == m) for mark in ("kafka", "browser"))
 
 
 def recorded_bootstrap():
