@@ -48,31 +48,37 @@ def _bump(d: dict, k, n: int = 1):
 # %% ../nbs/10_kafka_publish.ipynb #62639a27
 class _Buffers:
     "The publisher's two bounded buffers (telemetry, events) and its counts per topic, behind one lock."
-    def __init__(self, droppable: Iterable[str], caps: tuple[int, int], where: str, say: Callable):
-        self.droppable, self.caps, self.where, self._say = frozenset(droppable), caps, where, say
+    def __init__(self, droppable: Iterable[str], caps: tuple[int, int], where: str, say: Callable,
+                 byte_caps: tuple[int, int] = (2**62, 2**62)):
+        self.droppable, self.caps, self.byte_caps, self.where, self._say = frozenset(droppable), caps, byte_caps, where, say
         self.bulk, self.events = deque(), deque()
+        self.nbytes = {'telemetry': 0, 'event': 0}  # the encoded messages each buffer holds, in bytes
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)  # notified when messages leave the buffers
         self.delivered, self.pending, self.dropped, self.failed = {}, {}, {}, {}
         self.n_pending = 0
 
-    def _queue(self, topic: str) -> tuple:
-        return (self.bulk, self.caps[0], 'telemetry') if topic in self.droppable else (self.events, self.caps[1], 'event')
+    def _queue(self, bulk: bool) -> tuple:
+        return (self.bulk, 0, 'telemetry') if bulk else (self.events, 1, 'event')
 
     def add(self, msg: tuple) -> None:
-        q, cap, kind = self._queue(msg[0])
+        q, i, kind = self._queue(msg[0] in self.droppable)
         with self.lock:
-            if len(q) >= cap: self._drop_oldest(q, kind)
             q.append(msg)
+            self.nbytes[kind] += len(msg[2])
             self.pending[msg[0]] = self.pending.get(msg[0], 0) + 1
             self.n_pending += 1
+            self._trim(q, i, kind)
 
-    def _drop_oldest(self, q: deque, kind: str):  # with the lock held
-        old = q.popleft()[0]
-        _bump(self.dropped, old); _bump(self.pending, old, -1)
-        self.n_pending -= 1
-        self._say(f'full-{kind}', f'the {kind} buffer is full ({len(q) + 1} messages): dropping the oldest '
-                  f'{kind} messages until Kafka at {self.where} takes them again')
+    def _trim(self, q: deque, i: int, kind: str) -> None:  # with the lock held
+        "Drop the oldest messages while the buffer holds more than its cap, in messages or in bytes (the newest stays)."
+        while len(q) > 1 and (len(q) > self.caps[i] or self.nbytes[kind] > self.byte_caps[i]):
+            old = q.popleft()
+            self.nbytes[kind] -= len(old[2])
+            _bump(self.dropped, old[0]); _bump(self.pending, old[0], -1)
+            self.n_pending -= 1
+            self._say(f'full-{kind}', f'the {kind} buffer is full ({len(q) + 1} messages, {self.nbytes[kind] / 2**20:.1f} MB): '
+                      f'dropping the oldest {kind} messages until Kafka at {self.where} takes them again')
 
     def refuse(self, topic: str) -> None:
         with self.lock: _bump(self.failed, topic)
@@ -85,8 +91,11 @@ class _Buffers:
     def take(self, n: int) -> list:
         "Up to `n` messages, events first."
         with self.lock:
-            batch = [self.events.popleft() for _ in range(min(n, len(self.events)))]
-            return batch + [self.bulk.popleft() for _ in range(min(n - len(batch), len(self.bulk)))]
+            events = [self.events.popleft() for _ in range(min(n, len(self.events)))]
+            bulk = [self.bulk.popleft() for _ in range(min(n - len(events), len(self.bulk)))]
+            self.nbytes['event'] -= sum(len(m[2]) for m in events)
+            self.nbytes['telemetry'] -= sum(len(m[2]) for m in bulk)
+            return events + bulk
 
     def settle(self, done: list, failed: list, retry: list) -> None:
         "Count a batch's outcome; put the messages to retry back at the head of their buffer, in their order."
@@ -99,9 +108,10 @@ class _Buffers:
             self.n_pending -= len(done) + len(failed)
             for bulk in (False, True):
                 back = [m for m in retry if (m[0] in self.droppable) == bulk]
-                q, cap, kind = (self.bulk, self.caps[0], 'telemetry') if bulk else (self.events, self.caps[1], 'event')
+                q, i, kind = self._queue(bulk)
                 q.extendleft(reversed(back))
-                while len(q) > cap: self._drop_oldest(q, kind)
+                self.nbytes[kind] += sum(len(m[2]) for m in back)
+                self._trim(q, i, kind)
             self.changed.notify_all()
 
     def wait_drained(self, timeout: float, alive: Callable, wake: threading.Event) -> bool:
@@ -124,8 +134,8 @@ class _Buffers:
 # %% ../nbs/10_kafka_publish.ipynb #e8ded39d
 class _Link:
     "The publisher's connection state: connected or not, why not, outages; one log line when one starts and ends."
-    def __init__(self, where: str, caps: tuple[int, int]):
-        self.where, self.caps = where, caps
+    def __init__(self, where: str, caps: tuple[int, int], byte_caps: tuple[int, int] = (2**62, 2**62)):
+        self.where, self.caps, self.byte_caps = where, caps, byte_caps
         self.connected, self.tried, self.outages, self.backlog = False, False, 0, 0
         self.error, self.refused, self.unreachable = '', None, False
         self.watched = False  # someone waits in check(): a refusal is raised to them, not logged
@@ -144,7 +154,8 @@ class _Link:
         if self._down_since is not None: return
         self._down_since, self._dropped_before = time.monotonic(), dropped
         self.outages += 1
-        keep = f'buffering messages (up to {self.caps[0]} telemetry, {self.caps[1]} events)'
+        (n, m), (nb, mb) = self.caps, (b / 2**20 for b in self.byte_caps)
+        keep = f'buffering messages (up to {n} telemetry, {nb:g} MB; {m} events, {mb:g} MB)'
         if refused is not None:
             if not self.watched: _log.error(f'{refused}; {keep}, but this will not mend by itself: check the settings')
         else: _log.warning(f'Kafka at {self.where} is unreachable ({why}); {keep} and retrying')
@@ -309,18 +320,22 @@ class _Delivery(threading.Thread):
 class KafkaPublisher:
     "Publish messages to Kafka without ever blocking or raising in the caller; buffers through broker outages."
     def __init__(self, bootstrap, *, buffer_size: int = 100_000, event_buffer_size: int = 10_000,
+                 buffer_mb: float = 256.0, event_buffer_mb: float = 256.0,
                  droppable: Iterable[str] = (TELEMETRY_LIVE.name, TELEMETRY_BATCH.name), security: dict | None = None,
                  client_id: str = 'f1twin-publisher', ensure: Iterable[TopicSpec] = (), replication_factor: int = 1,
                  max_batch: int = 2000, linger_ms: int = 5, delivery_timeout_s: float = 15.0):
         for name, n in (('buffer_size', buffer_size), ('event_buffer_size', event_buffer_size), ('max_batch', max_batch)):
             if type(n) is not int or n < 1: raise StreamError(f'{name} must be a whole number >= 1, got {n!r}')
+        for name, mb in (('buffer_mb', buffer_mb), ('event_buffer_mb', event_buffer_mb)):
+            if isinstance(mb, bool) or not isinstance(mb, (int, float)) or not 0 < mb < 2**40:
+                raise StreamError(f'{name} must be a positive number of megabytes, got {mb!r}')
         if not delivery_timeout_s >= 1: raise StreamError(f'delivery_timeout_s must be at least 1 s, got {delivery_timeout_s!r}')
         self.settings = kafka_settings(bootstrap, security)
         self.bootstrap = self.settings.bootstrap
         config = _producer_config(client_id, linger_ms, delivery_timeout_s)
-        caps = (buffer_size, event_buffer_size)
-        self._link = _Link(str(self.settings), caps)
-        self._buf = _Buffers(droppable, caps, str(self.settings), self._link.say_once)
+        caps, byte_caps = (buffer_size, event_buffer_size), (int(buffer_mb * 2**20), int(event_buffer_mb * 2**20))
+        self._link = _Link(str(self.settings), caps, byte_caps)
+        self._buf = _Buffers(droppable, caps, str(self.settings), self._link.say_once, byte_caps)
         self._thread = _Delivery(self.settings, config, self._buf, self._link, ensure=_specs(ensure) if ensure else [],
                                  replication=replication_factor, max_batch=max_batch, linger_s=linger_ms / 1000,
                                  delivery_timeout=delivery_timeout_s, name=f'f1twin-publisher[{client_id}]')

@@ -22,7 +22,7 @@ from kafka import KafkaAdminClient
 from f1twin.kafka_admin import ensure_topics
 from f1twin.kafka_publish import KafkaPublisher, PublishStats
 from f1twin.kafka_read import TopicReader, consume
-from f1twin.messages import META_FIELDS, decode_message
+from f1twin.messages import META_FIELDS, StreamError, decode_message
 from f1twin.schema import LAP_EVENTS, TELEMETRY_LIVE, message_key
 from conftest import ROOT
 
@@ -152,6 +152,29 @@ def test_full_buffer_drops_oldest_telemetry_and_keeps_lap_events():
         pub.publish("laps", KEY, lap(n))
     assert [decode_message(m[2])["lap_number"] for m in pub._buf.events] == [3, 4, 5, 6, 7]
     assert pub.close(timeout=0).dropped == {"laps": 3}
+
+
+def test_buffers_are_bounded_in_megabytes_too():
+    """Telemetry batches and agents' messages are far bigger than a sample: a long outage is bounded by the bytes
+    held, not only by the count (the newest kept, the oldest dropped and counted; events have their own bound)."""
+    pub = KafkaPublisher(NOWHERE, buffer_mb=0.25, event_buffer_mb=0.05, droppable=["live"])
+    big = {"session_id": "s1", "car_id": "rig1", "note": "x" * 10_000}
+    for i in range(100):
+        pub.publish("live", KEY, {**big, "packet_id": i})
+        pub.publish("laps", KEY, {**lap(i), "note": "y" * 2_000})
+    held = {kind: pub._buf.nbytes[kind] for kind in ("telemetry", "event")}
+    assert held == {"telemetry": sum(len(m[2]) for m in pub._buf.bulk), "event": sum(len(m[2]) for m in pub._buf.events)}
+    assert 0.25 * 2**20 - 10_200 < held["telemetry"] <= 0.25 * 2**20 and held["event"] <= 0.05 * 2**20
+    kept = [decode_message(m[2])["packet_id"] for m in pub._buf.bulk]
+    laps_kept = [decode_message(m[2])["lap_number"] for m in pub._buf.events]
+    stats = pub.close(timeout=0)
+    size = held["telemetry"] // len(kept)  # every sample message has the same size here
+    assert kept == list(range(100 - len(kept), 100)) and len(kept) == 2**18 // size, "the newest that fit in 256 KB"
+    assert laps_kept == list(range(100 - len(laps_kept), 100)) and stats.dropped["laps"] == 100 - len(laps_kept)
+    assert stats.pending == {"live": len(kept), "laps": len(laps_kept)} and stats.dropped["live"] == 100 - len(kept)
+    for bad in (0, -1, float("nan"), float("inf"), "256", True):
+        with pytest.raises(StreamError, match="buffer_mb must be a positive number of megabytes"):
+            KafkaPublisher(NOWHERE, buffer_mb=bad)
 
 
 def test_publish_cost():
