@@ -114,22 +114,29 @@ class _Buffers:
                 self._trim(q, i, kind)
             self.changed.notify_all()
 
-    def wait_drained(self, timeout: float, alive: Callable, wake: threading.Event) -> bool:
-        "Wait up to `timeout` s until nothing is pending; True if so."
-        deadline = time.monotonic() + timeout
-        with self.changed:
-            while self.n_pending > 0:
-                left = deadline - time.monotonic()
-                if left <= 0 or not alive(): return False
-                wake.set()
-                self.changed.wait(min(left, 0.1))
-        return True
 
-    def stats(self, link) -> PublishStats:
-        with self.lock:
-            nz = lambda d: {k: v for k, v in d.items() if v}
-            return PublishStats(nz(self.delivered), nz(self.pending), nz(self.dropped), nz(self.failed),
-                                link.connected, link.outages, link.error)
+# %% ../nbs/10_kafka_publish.ipynb #e9a07c35
+from fastcore.basics import patch
+
+@patch
+def wait_drained(self: _Buffers, timeout: float, alive: Callable, wake: threading.Event) -> bool:
+    "Wait up to `timeout` s until nothing is pending; True if so."
+    deadline = time.monotonic() + timeout
+    with self.changed:
+        while self.n_pending > 0:
+            left = deadline - time.monotonic()
+            if left <= 0 or not alive(): return False
+            wake.set()
+            self.changed.wait(min(left, 0.1))
+    return True
+
+@patch
+def stats(self: _Buffers, link) -> PublishStats:
+    "The non-zero counts per topic and the connection state (`link`), as one PublishStats."
+    with self.lock:
+        nz = lambda d: {k: v for k, v in d.items() if v}
+        return PublishStats(nz(self.delivered), nz(self.pending), nz(self.dropped), nz(self.failed),
+                            link.connected, link.outages, link.error)
 
 # %% ../nbs/10_kafka_publish.ipynb #e8ded39d
 class _Link:

@@ -74,3 +74,18 @@ def test_xdist_groups_keep_their_tests_on_one_worker(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     ran = [line.split()[0] for line in r.stdout.splitlines() if 'PASSED' in line]
     assert len(ran) == 6 and len(set(ran)) == 1, f'the group ran on {sorted(set(ran))}: {r.stdout[-1500:]}'
+
+
+def test_exported_cells_and_modules_stay_small():
+    """Issue 10's limits: no exported notebook cell over 80 lines, no module over 500 (nbdev's index excepted)."""
+    import json
+    long_cells = []
+    for nb in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        for cell in json.loads(nb.read_text())['cells']:
+            src = ''.join(cell['source'])
+            if cell['cell_type'] == 'code' and src.lstrip().startswith('#| export') and len(src.splitlines()) > 80:
+                long_cells.append(f"{nb.name} cell {cell.get('id')}: {len(src.splitlines())} lines")
+    assert not long_cells, long_cells
+    big = [f'{p.name}: {n} lines' for p in sorted((ROOT / 'f1twin').glob('*.py')) if p.name != '_modidx.py'
+           and (n := len(p.read_text().splitlines())) > 500]
+    assert not big, big
