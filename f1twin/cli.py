@@ -4,7 +4,8 @@
 
 # %% ../nbs/24b_cli.ipynb #343be66f
 from __future__ import annotations
-import argparse, sys, traceback
+import argparse, sys, traceback, warnings
+from pathlib import Path
 from .schema import F1twinError
 from .cli_files import *  # f1twin.cli is the front door: every command importable from here
 from .cli_game import *
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `f1twin` command; returns the exit code."
     args = build_parser().parse_args(argv)
+    shown = warnings.showwarning  # a warning about the input reads as one line, as an error does; put back on return
+    if not args.debug: warnings.showwarning = _one_line_warning
     try:
         return args.func(args)
     except F1twinError as e:
@@ -48,3 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug: traceback.print_exc()
         print(f'f1twin: unexpected error ({type(e).__name__}: {e}); run with --debug for the traceback', file=sys.stderr)
         return 1
+    finally: warnings.showwarning = shown
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    "`f1twin: warning: MESSAGE` (no source line); Python's own form for its warnings and other libraries'."
+    if not issubclass(category, UserWarning) or not str(filename).startswith(str(Path(__file__).parent)):
+        return _SHOW_WARNING(message, category, filename, lineno, file, line)
+    print(f'f1twin: warning: {message}', file=file or sys.stderr)
+
+_SHOW_WARNING = warnings.showwarning

@@ -21,6 +21,8 @@ class LapGrid:
         full = b[~b['partial'] & b['lap_time_ms'].notna()]
         laps = full['lap'].tolist() if laps is None else list(laps)
         if not laps: raise LapError('no complete timed lap to analyse')
+        odd = [n for n in laps if n not in set(full['lap'])]
+        if odd: raise LapError(f"lap {odd[0]} is not a complete timed lap; complete timed laps: {full['lap'].tolist()}")
         samples = {n: lap_samples(_narrow(df), n, b) for n in laps}  # each lap copies only what the grid reads
         self.ref_lap = _ref_samples(df, ref, samples, full, b)
         self.anchors = common_anchors(list(samples.values()))

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .schema import COLUMNS, DTYPES, TELEMETRY_FIELDS, SessionMeta, F1twinError, _fill_value, conform
+from .schema import COLUMNS, DTYPES, TELEMETRY_FIELDS, SessionMeta, F1twinError, SchemaError, _fill_value, conform
 from .laprules import session_time_ms
 
 # %% auto #0
@@ -170,8 +170,17 @@ def _estimate_rate(df: pd.DataFrame) -> float | None:
 def _sidecar_meta(path: Path) -> dict:
     side = path.with_suffix('.meta.json')
     if not side.exists(): return {}
-    try: return json.loads(side.read_text())
+    try: d = json.loads(side.read_text())
     except json.JSONDecodeError as e: raise SessionFileError(f'{side}: invalid JSON metadata ({e})') from None
+    except (OSError, UnicodeDecodeError) as e: raise SessionFileError(f"{side}: cannot be read as the session's metadata ({e})") from None
+    if not isinstance(d, dict): raise SessionFileError(f'{side}: expected a JSON object of metadata fields, got {type(d).__name__}')
+    return d
+
+def _meta_of(d, where) -> SessionMeta:
+    "SessionMeta of a dict or of JSON bytes (a Parquet file's), or SessionFileError naming `where` and what is wrong."
+    try: return SessionMeta.from_dict(json.loads(d) if isinstance(d, bytes) else d)
+    except SchemaError as e: raise SessionFileError(f'{where}: {e}') from None
+    except (ValueError, UnicodeDecodeError) as e: raise SessionFileError(f'{where}: damaged f1twin metadata (not JSON: {e})') from None
 
 def read_csv_session(path) -> pd.DataFrame:
     "Read a session in the original collector's CSV format into telemetry records with metadata."
@@ -189,7 +198,7 @@ def read_csv_session(path) -> pd.DataFrame:
     start = datetime.fromtimestamp(float(df['timestamp'].iloc[0]), tz=timezone.utc).isoformat()
     meta = SessionMeta(session_id=str(df['session_id'].iloc[0]), car_id=DEFAULT_CAR_ID, start_time=start,
                        sample_rate_hz=_estimate_rate(df), source=f'csv:{path.name}')
-    meta = SessionMeta.from_dict({**meta.to_dict(), **_sidecar_meta(path)})
+    meta = _meta_of({**meta.to_dict(), **_sidecar_meta(path)}, path.with_suffix('.meta.json'))
     df.attrs['f1twin'] = meta.to_dict()
     return df
 
@@ -265,7 +274,7 @@ def read_parquet_session(path) -> pd.DataFrame:
                                'f1twin (save_session or the collector)')
     try: table = pf.read()
     except (pa.ArrowInvalid, OSError) as e: raise SessionFileError(f'{path}: damaged Parquet file ({e})') from None
-    meta = SessionMeta.from_dict(json.loads(md[META_KEY]))
+    meta = _meta_of(md[META_KEY], path)
     df = conform(table.to_pandas(), source=str(path))
     df.attrs['f1twin'] = meta.to_dict()
     return df
@@ -291,6 +300,13 @@ def _read_table(path: Path):
     try: return pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as e: raise SessionFileError(f'{path}: damaged Parquet file ({e})') from None
 
+def _odd_part(files: list, tables: list) -> str:
+    "Which part's columns differ from the first part's, and how."
+    cols = [{f'{f.name} ({f.type})' for f in t.schema} for t in tables]
+    i = next(i for i, c in enumerate(cols) if c != cols[0])
+    diff = ', '.join(sorted(cols[i] ^ cols[0])[:4])
+    return f'part {files[i].name} does not have the columns of {files[0].name} ({diff}): parts of two recordings?'
+
 def read_parts(parts_dir) -> pd.DataFrame:
     "Read the parts of a recording that was not closed (a crash): every complete part, in order."
     import pyarrow as pa
@@ -305,8 +321,11 @@ def read_parts(parts_dir) -> pd.DataFrame:
             warnings.warn(f'{f}: last part is incomplete (written during the crash); skipped it', stacklevel=2)
     if not tables: raise SessionFileError(f'{parts_dir}: no complete part')
     md = tables[0].schema.metadata or {}
-    df = conform(pa.concat_tables(tables).to_pandas(), source=str(parts_dir))
-    df.attrs['f1twin'] = SessionMeta.from_dict(json.loads(md.get(META_KEY, b'{}'))).to_dict()
+    try: table = pa.concat_tables(tables)
+    except pa.ArrowInvalid:
+        raise SessionFileError(f'{parts_dir}: {_odd_part(files, tables)}') from None
+    df = conform(table.to_pandas(), source=str(parts_dir))
+    df.attrs['f1twin'] = _meta_of(md.get(META_KEY, b'{}'), parts_dir).to_dict()
     return df
 
 def finish_parts(parts_dir: Path, path: Path, meta: SessionMeta | None = None) -> Path | None:

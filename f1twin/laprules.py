@@ -190,7 +190,7 @@ class LapRule:
 
 # %% ../nbs/01_laprules.ipynb #cc3c1fbf
 def format_lap_time(ms) -> str:
-    "Milliseconds as a lap time, `m:ss.fff` ('' for a missing time)."
-    if ms is None or not np.isfinite(ms): return ''
+    "Milliseconds as a lap time, `m:ss.fff` ('' for a missing time: None, NaN or pandas' NA)."
+    if ms is None or ms is pd.NA or not np.isfinite(ms): return ''
     ms = int(round(ms))
     return f'{ms // 60000}:{ms // 1000 % 60:02d}.{ms % 1000:03d}'

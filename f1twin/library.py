@@ -95,6 +95,18 @@ def _session_files(folder: Path) -> dict[str, os.stat_result]:
     return out
 
 # %% ../nbs/17_library.ipynb #fca50754
+def _open_index(path: Path):
+    "The library database at `path`, read whole once (a damaged file fails here, not halfway through an update)."
+    import duckdb
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(_SCHEMA)
+        for table in ('files', 'sessions', 'laps'): con.execute(f'SELECT * FROM {table}').fetchnumpy()
+    except duckdb.Error:
+        con.close()
+        raise
+    return con
+
 class LapLibrary:
     "The lap index of every session under `folder`, kept in DuckDB (`db`: a path, default `folder/.f1twin-library.duckdb`)."
     def __init__(self, folder, db=None):
@@ -102,9 +114,15 @@ class LapLibrary:
         self.folder = Path(folder)
         if not self.folder.is_dir(): raise LibraryError(f'{self.folder}: not a folder')
         self.db_path = Path(db) if db is not None else self.folder / LIBRARY_FILE
-        try: self.con = duckdb.connect(str(self.db_path))
-        except duckdb.Error as e: raise LibraryError(f'{self.db_path}: cannot open the library database ({e})') from None
-        self._run(_SCHEMA)
+        try: self.con = _open_index(self.db_path)
+        except duckdb.Error as e:
+            if db is not None or not self.db_path.is_file():
+                raise LibraryError(f'{self.db_path}: cannot open the library database ({e})') from None
+            aside = self.db_path.with_name(self.db_path.name + '.damaged')  # only an index of the files: made again
+            for f in (self.db_path, self.db_path.with_name(self.db_path.name + '.wal')):
+                if f.exists(): os.replace(f, aside if f == self.db_path else aside.with_name(aside.name + '.wal'))
+            warnings.warn(f'{self.db_path}: damaged index ({str(e)[:120]}); set aside as {aside.name}, indexing again', stacklevel=2)
+            self.con = _open_index(self.db_path)
 
     def sql(self, query: str, *params) -> pd.DataFrame:
         "Run a query on the library's tables (files, sessions, laps) and return a DataFrame."

@@ -19,8 +19,8 @@ from .motec_ld import (BY_FIELD, CHANNELS, ESSENTIAL, LD_HEADER, LdChannel, LdLo
     _write_atomic, ld_bytes, ldx_text, match_channels, read_ld_log, read_ldx)
 
 # %% auto #0
-__all__ = ['META_PREFIX', 'I2_FORMAT', 'laps_from_beacons', 'resample', 'write_ld', 'read_ld', 'read_i2_table', 'read_i2_csv',
-           'write_i2_csv', 'is_motec_file', 'read_motec']
+__all__ = ['MAX_LOG_RATE', 'META_PREFIX', 'I2_FORMAT', 'laps_from_beacons', 'resample', 'write_ld', 'read_ld', 'read_i2_table',
+           'read_i2_csv', 'write_i2_csv', 'is_motec_file', 'read_motec']
 
 # %% ../nbs/03a_motec.ipynb #e4de07ac
 def _segments(t: np.ndarray, cross: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +95,8 @@ def _single_run(df: pd.DataFrame) -> None:
     if len(r): raise MotecError(f"{df.attrs.get('f1twin', {}).get('source') or 'session'}: the game restarts the session at "
                                 f'row {r[0]}; a MoTeC log holds one run: write each run of f1twin.laps.split_runs on its own')
 
+MAX_LOG_RATE = 1000  # samples per second a MoTeC log is written at, at most (AC's physics runs at 333 Hz)
+
 def _resample(df: pd.DataFrame, rate: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     "The session on a regular grid (see `resample`), and its line crossings (s from the first sample, exact to the µs)."
     _single_run(df)
@@ -102,6 +104,8 @@ def _resample(df: pd.DataFrame, rate: int | None = None) -> tuple[pd.DataFrame, 
     t = df['session_time_s'].to_numpy(np.float64) - float(df['session_time_s'].iloc[0])
     if (np.diff(t) < 0).any():
         raise MotecError('samples not in time order: prepare the session first (f1twin.laps.prepare_session)')
+    if rate is not None and (isinstance(rate, bool) or not 1 <= rate <= MAX_LOG_RATE):
+        raise MotecError(f'rate {rate!r}: expected 1 to {MAX_LOG_RATE} samples per second (AC computes 333)')
     rate = int(rate or _session_rate(df))
     tg = np.arange(int(np.ceil(t[-1] * rate - 1e-9)) + 1) / rate
     rows, cross_ms, lap0_ms = _line_crossings(df, t * 1000)

@@ -189,6 +189,8 @@ def _ld_samples(buf: bytes, r, name: str, path: Path) -> tuple[np.ndarray, str]:
         raise SessionFileError(f"{path}: channel {name!r}: its {n} samples (bytes {at} to {at + n * int(r['size'])}) lie "
                                f'outside the file ({len(buf)} bytes): truncated or damaged log')
     if r['scale'] == 0: raise SessionFileError(f'{path}: channel {name!r} has scale 0: its samples cannot be decoded')
+    if not -30 <= int(r['dec']) <= 30:
+        raise SessionFileError(f"{path}: channel {name!r} shifts its decimal point by {int(r['dec'])} places: damaged log")
     raw = np.frombuffer(buf, sample, count=n, offset=at).astype(np.float64)
     return (raw / float(r['scale']) * 10.0 ** -int(r['dec']) + float(r['shift'])) * float(r['mul']), sample
 

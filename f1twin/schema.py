@@ -136,11 +136,29 @@ class SessionMeta:
 
     @classmethod
     def from_dict(cls, d: dict) -> 'SessionMeta':
-        "Build from a dict, ignoring keys this version does not know (files from newer versions stay readable)."
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        """Build from a dict, ignoring keys this version does not know (files from newer versions stay readable);
+        SchemaError naming the field if a known one has the wrong type (text, a positive number, a whole number)."""
+        if not isinstance(d, dict): raise SchemaError(f'session metadata: expected a JSON object of fields, got {type(d).__name__}')
+        return cls(**{k: _meta_value(k, v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
     def to_dict(self) -> dict: return dict(self.__dict__)
+
+_META_NUMBERS = ('track_length_m', 'sample_rate_hz')
+
+def _meta_value(name: str, v):
+    "A metadata field's value as SessionMeta holds it: text, a positive finite number or None, a whole number."
+    if name in _META_NUMBERS:
+        if v is None: return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float('inf'):
+            raise SchemaError(f'session metadata field {name}: expected a positive number (or null), got {v!r}')
+        return float(v)
+    if name == 'schema_version':
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise SchemaError(f'session metadata field {name}: expected a whole number >= 1, got {v!r}')
+        return v
+    if v is None: return ''
+    if not isinstance(v, str): raise SchemaError(f'session metadata field {name}: expected text, got {v!r}')
+    return v
 
 # %% ../nbs/00_schema.ipynb #87f65ac2
 HOUR_MS = 3_600_000

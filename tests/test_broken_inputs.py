@@ -1,0 +1,139 @@
+"""Broken inputs a robustness sweep of the CLI found (each made from the real sessions): every one is a one-line
+`f1twin: error:` naming the file and what was expected (exit 2), or is handled and said, never an "unexpected error"."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clirun import f1twin
+from f1twin.io import SessionFileError, load_session, save_session
+from f1twin.laprules import format_lap_time
+
+ROOT = Path(__file__).resolve().parent.parent
+A = ROOT / 'data' / 'telemetry_2025-09-12_19-00-17.csv'
+
+
+def one_line_error(r, *expected):
+    assert r.returncode == 2 and r.stderr.startswith('f1twin: error: ') and r.stderr.count('\n') == 1, r.stderr
+    assert all(e in r.stderr for e in expected), r.stderr
+
+
+def with_sidecar(tmp_path, name, sidecar):
+    csv = tmp_path / f'{name}.csv'
+    shutil.copy(A, csv)
+    side = csv.with_suffix('.meta.json')
+    if sidecar == 'a folder': side.mkdir()
+    else: side.write_text(sidecar)
+    return csv
+
+
+@pytest.mark.parametrize('sidecar,expected', [
+    ('[1, 2]', 'expected a JSON object of metadata fields, got list'),
+    ('"monza"', 'expected a JSON object of metadata fields, got str'),
+    ('a folder', "cannot be read as the session's metadata"),
+    ('{"sample_rate_hz": "fast"}', "field sample_rate_hz: expected a positive number (or null), got 'fast'"),
+    ('{"sample_rate_hz": -5}', 'field sample_rate_hz: expected a positive number (or null), got -5'),
+    ('{"track": 7}', 'field track: expected text, got 7'),
+])
+def test_a_sidecar_of_the_wrong_shape_is_named(tmp_path, sidecar, expected):
+    csv = with_sidecar(tmp_path, 's', sidecar)
+    one_line_error(f1twin('laps', csv), 's.meta.json', expected)
+
+
+@pytest.mark.parametrize('stored,expected', [
+    (b'{not json', 'damaged f1twin metadata (not JSON'),
+    (b'[1, 2, 3]', 'expected a JSON object of fields, got list'),
+    (b'{"sample_rate_hz": "fast"}', 'field sample_rate_hz'),
+])
+def test_parquet_metadata_of_the_wrong_shape_is_named(tmp_path, stored, expected):
+    import pyarrow.parquet as pq
+    path = save_session(load_session(A), tmp_path / 'a.parquet')
+    t = pq.read_table(path)
+    pq.write_table(t.replace_schema_metadata({**t.schema.metadata, b'f1twin': stored}), path)
+    with pytest.raises(SessionFileError, match='a.parquet: '):
+        load_session(path)
+    one_line_error(f1twin('laps', path), 'a.parquet', expected)
+
+
+def test_metadata_that_is_merely_loose_is_read():
+    """null text and whole numbers where floats are kept: what a hand-written sidecar holds."""
+    from f1twin.schema import SessionMeta
+    assert SessionMeta.from_dict({'driver': None, 'sample_rate_hz': 10}) == SessionMeta(sample_rate_hz=10.0)
+
+
+@pytest.mark.parametrize('lap', [0, 5, 99])
+def test_corners_of_a_lap_that_is_not_complete(lap):
+    one_line_error(f1twin('corners', A, '--lap', lap), f'lap {lap} is not a complete timed lap', '[1, 2, 3, 4]')
+
+
+def test_convert_rate_out_of_range(tmp_path):
+    for rate in (-1, 0, 70_000):
+        one_line_error(f1twin('convert', '--rate', rate, A, tmp_path / 'x.ld'), f'rate {rate}: expected 1 to 1000')
+    assert not list(tmp_path.iterdir()), 'nothing written'
+
+
+def test_a_log_with_an_absurd_decimal_shift_is_a_damaged_log(tmp_path):
+    from f1twin.motec import write_ld
+    from f1twin.motec_ld import LD_CHANNEL, LD_HEADER
+    from f1twin.laps import prepare_session
+    path = write_ld(prepare_session(load_session(A)), tmp_path / 'a.ld')
+    buf = bytearray(path.read_bytes())
+    first = int(np.frombuffer(buf, LD_HEADER, count=1)[0]['channel_meta'])
+    at = first + LD_CHANNEL.fields['dec'][1]
+    buf[at:at + 2] = np.int16(-3328).tobytes()
+    path.write_bytes(bytes(buf))
+    one_line_error(f1twin('laps', path), 'a.ld', 'shifts its decimal point by -3328 places: damaged log')
+
+
+def test_recover_parts_of_two_recordings_names_the_odd_part(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    parts = tmp_path / 's.parquet.parts'
+    parts.mkdir()
+    t = pq.read_table(save_session(load_session(A), tmp_path / 'whole.parquet'))
+    pq.write_table(t.slice(0, 1000), parts / 'part-000001.parquet')
+    odd = t.slice(1000, 1000)
+    odd = odd.set_column(odd.schema.get_field_index('rpm'), 'rpm', odd['rpm'].cast(pa.float64()))
+    pq.write_table(odd, parts / 'part-000002.parquet')
+    pq.write_table(t.slice(2000, 1000), parts / 'part-000003.parquet')
+    one_line_error(f1twin('recover', parts), 'part part-000002.parquet does not have the columns of part-000001.parquet',
+                   'rpm (double)')
+    assert len(list(parts.iterdir())) == 3, 'the parts are kept'
+
+
+def test_library_with_an_aborted_session_a_damaged_log_and_a_damaged_index(tmp_path):
+    lib = tmp_path / 'lib'
+    lib.mkdir()
+    for ext in ('.csv', '.meta.json'): shutil.copy(A.with_suffix(ext), lib / f'a{ext}')
+    lines = A.read_text().splitlines()
+    (lib / 'aborted.csv').write_text('\n'.join(lines[:300]) + '\n')  # the out-lap only: no timed lap
+    (lib / 'damaged.ld').write_bytes(b'\x40\x00\x00\x00' + bytes(3000))
+    r = f1twin('library', lib)
+    assert r.returncode == 0, r.stderr
+    assert 'best 1:21.186' in r.stdout and 'aborted.csv' in r.stdout and 'damaged.ld' in r.stderr
+    db = lib / '.f1twin-library.duckdb'
+    data = db.read_bytes()
+    db.write_bytes(data[:len(data) * 2 // 3])  # cut short, as by a full disk or a crash
+    r = f1twin('library', lib)
+    assert r.returncode == 0 and 'best 1:21.186' in r.stdout, r.stderr
+    assert 'f1twin: warning: ' in r.stderr and 'damaged index' in r.stderr and 'indexing again' in r.stderr
+    assert (lib / '.f1twin-library.duckdb.damaged').exists()
+
+
+def test_missing_lap_times_format_as_blank():
+    assert format_lap_time(pd.NA) == '' and format_lap_time(pd.Series([1, None], dtype='Int64')[1]) == ''
+
+
+def test_cli_warnings_are_one_line(tmp_path):
+    csv = tmp_path / 'extra.csv'
+    df = pd.read_csv(A)
+    df['Mystery'] = 1
+    df.to_csv(csv, index=False)
+    r = f1twin('laps', csv)
+    assert r.returncode == 0
+    warning = [l for l in r.stderr.splitlines() if 'Mystery' in l]
+    assert warning == [f'f1twin: warning: {csv}: column(s) Mystery are not part of the recording format; ignored'], r.stderr
+    assert 'UserWarning' not in r.stderr
