@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `f1twin` command; returns the exit code."
     args = build_parser().parse_args(argv)
-    shown = warnings.showwarning  # a warning about the input reads as one line, as an error does; put back on return
-    if not args.debug: warnings.showwarning = _one_line_warning
+    shown = warnings.formatwarning  # a warning about the input reads as one line, as an error does; put back on return
+    if not args.debug: warnings.formatwarning = _one_line_warning
     try:
         return args.func(args)
     except F1twinError as e:
@@ -51,12 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug: traceback.print_exc()
         print(f'f1twin: unexpected error ({type(e).__name__}: {e}); run with --debug for the traceback', file=sys.stderr)
         return 1
-    finally: warnings.showwarning = shown
+    finally: warnings.formatwarning = shown
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     "`f1twin: warning: MESSAGE` (no source line); Python's own form for its warnings and other libraries'."
     if not issubclass(category, UserWarning) or not str(filename).startswith(str(Path(__file__).parent)):
-        return _SHOW_WARNING(message, category, filename, lineno, file, line)
-    print(f'f1twin: warning: {message}', file=file or sys.stderr)
+        return _FORMAT_WARNING(message, category, filename, lineno, line)
+    return f'f1twin: warning: {message}\n'
 
-_SHOW_WARNING = warnings.showwarning
+_FORMAT_WARNING = warnings.formatwarning  # (formatting only: code that records warnings still gets them whole)
