@@ -1,6 +1,5 @@
 """Broken inputs a robustness sweep of the CLI found (each made from the real sessions): every one is a one-line
 `f1twin: error:` naming the file and what was expected (exit 2), or is handled and said, never an "unexpected error"."""
-import json
 import shutil
 import subprocess
 import sys
