@@ -191,10 +191,13 @@ def read_topic(bootstrap, topic, car_id, expect=None, idle=5.0):
 
 def test_collector_publishes_to_kafka(tmp_path, kafka_bootstrap):
     car = f'rig-{uuid.uuid4().hex[:8]}'
-    fake = start_fake_ac(tmp_path / 'pages', 10, 33.3)  # the whole session in about 10 s (each recorded sample once)
     # session stats every 2 s: the whole session takes about 10 s of wall time now (at 5 s there was only one message)
     cfg = CollectorConfig(out_dir=tmp_path / 'out', car_id=car, kafka=kafka_bootstrap, live_hz=10, stats_every_s=2)
-    summary = collect(tmp_path / 'pages', cfg, duration=90, once=True)
+    # connected to Kafka before the game starts, as `f1twin collect --wait`: connecting once the fake game (33x real
+    # time) already ran cost the start of lap 1 on a loaded machine (its first sector missing)
+    c = Collector(tmp_path / 'pages', cfg)
+    fake = start_fake_ac(tmp_path / 'pages', 10, 33.3)  # the whole session in about 10 s (each recorded sample once)
+    summary = c.run(duration=90, once=True)
     assert fake.wait(timeout=30) == 0
     recorded = load_session(summary.files[0])['timestamp']
     wall_s = recorded.iloc[-1] - recorded.iloc[0]  # the collector's wall clock while it recorded
