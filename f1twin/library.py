@@ -122,7 +122,8 @@ class LapLibrary:
             for f in (self.db_path, self.db_path.with_name(self.db_path.name + '.wal')):
                 if f.exists(): os.replace(f, aside if f == self.db_path else aside.with_name(aside.name + '.wal'))
             warnings.warn(f'{self.db_path}: damaged index ({str(e)[:120]}); set aside as {aside.name}, indexing again', stacklevel=2)
-            self.con = _open_index(self.db_path)
+            try: self.con = _open_index(self.db_path)
+            except duckdb.Error as e: raise LibraryError(f'{self.db_path}: cannot make the library database ({e})') from None
 
     def sql(self, query: str, *params) -> pd.DataFrame:
         "Run a query on the library's tables (files, sessions, laps) and return a DataFrame."
