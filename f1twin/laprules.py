@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['RESTART_REASONS', 'lap_starts', 'session_time_ms', 'restarts', 'wall_clock_back', 'recording_order', 'sector_ends',
-           'lap_events', 'LapStep', 'LapRule', 'format_lap_time']
+__all__ = ['RESTART_REASONS', 'lap_starts', 'session_time_ms', 'restarts', 'wall_clock_back', 'recording_order',
+           'counter_glitches', 'mend_lap_counter', 'sector_ends', 'lap_events', 'LapStep', 'LapRule', 'format_lap_time']
 
 # %% ../nbs/01_laprules.ipynb #16a696dd
 def lap_starts(df) -> np.ndarray:
@@ -92,6 +92,42 @@ def recording_order(df) -> tuple[np.ndarray | None, list[str]]:
     notes.append(f'samples out of order (the distance travelled goes back at {len(stray)} place(s), first at '
                  f'{_row_text(df, int(stray[0]))}): put back in order by {", ".join(key)}')
     return order, notes
+
+# %% ../nbs/01_laprules.ipynb #1a3ca388
+def counter_glitches(df, max_ms: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+    "(rows, the value they should have) where the lap counter left its value for less than `max_ms` of lap clock and came back."
+    done = df['completed_laps'].to_numpy(np.int64)
+    clock = df['current_lap_time_ms'].to_numpy(np.int64)
+    n, none = len(done), (np.empty(0, np.int64), np.empty(0, np.int64))
+    s = np.r_[0, np.flatnonzero(done[1:] != done[:-1]) + 1]  # the first row of each stretch of one counter value
+    e, K = np.r_[s[1:], n], len(s)
+    if K < 2 or not clock.any(): return none  # (without a lap clock there is nothing to tell a glitch by)
+    resets = np.r_[0, np.cumsum(clock[1:] < clock[:-1])]  # lap clock resets up to each row
+    ran = np.r_[0, np.cumsum(np.maximum(np.diff(clock), 0))]  # lap clock run up to each row
+    v, size = done[s], e - s
+    prev, nxt = np.r_[v[1], v[:-1]], np.r_[v[1:], v[-2]]  # the values around each stretch (an end stretch: its one neighbour)
+    lo, hi = np.maximum(s - 1, 0), np.minimum(e, n - 1)  # the rows just before and just after each stretch
+    n_resets, k = resets[hi] - resets[lo], np.arange(K)
+    shorter = size < np.minimum(np.r_[n, size[:-1]], np.r_[size[1:], n])  # than its neighbours: a glitch, not what it interrupts
+    inner = (k > 0) & (k < K - 1) & (((nxt == prev) & (n_resets == 0)) | ((nxt == prev + 1) & (n_resets <= 1)))
+    edge = ((k == 0) | (k == K - 1)) & (n_resets == 0) & (size <= 3)  # a counter change at the first or last samples, no reset
+    glitch = (inner | edge) & shorter & (ran[hi] - ran[lo] <= max_ms)
+    rows = np.flatnonzero(np.repeat(glitch, size))
+    run = np.repeat(k, size)[rows]
+    return rows, np.where(resets[rows] > resets[lo[run]], nxt[run], prev[run])  # the counter moves on at the lap clock's reset
+
+def mend_lap_counter(df) -> tuple[pd.DataFrame, list[str]]:
+    "`df` with the lap counter's glitches (`counter_glitches`) set to the value around them, and a note saying where."
+    rows, fixed = counter_glitches(df)
+    if not len(rows): return df, []
+    done = df['completed_laps'].to_numpy()
+    note = (f'the lap counter (completed_laps) leaves its value and comes back within a lap at {len(rows)} sample(s), '
+            f'first at {_row_text(df, int(rows[0]))} ({done[rows[0]]} where the samples around it say {fixed[0]}): taken as the value around it')
+    out = df.copy()
+    mended = done.copy()
+    mended[rows] = fixed
+    out['completed_laps'] = mended
+    return out, [note]
 
 # %% ../nbs/01_laprules.ipynb #5e7f8b46
 def sector_ends(df, starts: np.ndarray, counted_at: np.ndarray) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import warnings
 from .schema import F1twinError
-from .laprules import lap_starts, session_time_ms, restarts, recording_order, format_lap_time, sector_ends
+from .laprules import lap_starts, session_time_ms, restarts, recording_order, format_lap_time, sector_ends, mend_lap_counter
 
 # %% auto #0
 __all__ = ['CHANNELS', 'LapError', 'prepare_session', 'split_runs', 'lap_bounds', 'split_laps', 'session_meta_length',
@@ -34,19 +34,20 @@ def _duplicates(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
     return out
 
 def prepare_session(df: pd.DataFrame) -> pd.DataFrame:
-    "The session without duplicate samples and in recording order; a warning says what was found or fixed."
+    "The session without duplicate samples, in recording order, its lap counter's glitches mended; a warning says what was fixed."
     if len(df) == 0: raise LapError('empty session: no samples')
     dup = _duplicates(df, [c for c in df.columns if c not in ('packet_id', 'session_time_s')])
     out = df[~dup].reset_index(drop=True) if dup.any() else df
     order, notes = recording_order(out)
     if dup.any(): notes.insert(0, f'{int(dup.sum())} duplicate sample(s) dropped')
     if order is not None: out = out.iloc[order].reset_index(drop=True)
-    if dup.any() or order is not None:
+    out, mended = mend_lap_counter(out)
+    if dup.any() or order is not None or mended:
         if str(df.attrs.get('f1twin', {}).get('source', '')).startswith('csv:'):  # row numbers and clock follow the order
             out['packet_id'] = np.arange(len(out), dtype=np.int64)
             out['session_time_s'] = session_time_ms(out) / 1000
         out.attrs = dict(df.attrs)
-    for n in notes: warnings.warn(n, stacklevel=2)
+    for n in notes + mended: warnings.warn(n, stacklevel=2)
     return out
 
 # %% ../nbs/13_laps.ipynb #4feac167
@@ -96,6 +97,18 @@ def _lap_starts(df: pd.DataFrame) -> np.ndarray:
     near = np.abs(t[wraps][:, None] - t[counted][None, :]).min(axis=1) < 1.0 if len(counted) else np.zeros(len(wraps), bool)
     return np.union1d(counted, wraps[~near])  # a wrap next to a counter change is the same crossing
 
+def _lap_numbers(done: np.ndarray, first: np.ndarray, starts: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    "The game's number of each lap (its counter + 1; an out-lap's: the counter), or numbers in order where the game's repeat."
+    stayed = np.r_[done[starts] == done[first[:-1]], False]  # the clock reset and the counter stayed: an untimed crossing
+    lap = np.where(stayed & ~counted, done[first], done[first] + 1)
+    if len(np.unique(lap)) < len(lap):
+        twice = np.unique(lap[np.r_[False, np.diff(np.sort(lap)) == 0]])
+        warnings.warn(f"the game's lap counter gives more than one lap the number {', '.join(map(str, twice))} (its lap clock "
+                      f'reset in mid-session without a count, as on a return to the pits): the laps are numbered in order from '
+                      f'{lap[0]}', stacklevel=3)
+        lap = lap[0] + np.arange(len(lap))
+    return lap
+
 def lap_bounds(df: pd.DataFrame) -> pd.DataFrame:
     "One row per lap: its rows, how it ended, its time (game's or derived), line crossing time and distance, length."
     df = _single_run(df)
@@ -105,25 +118,27 @@ def lap_bounds(df: pd.DataFrame) -> pd.DataFrame:
     done = df['completed_laps'].to_numpy(np.int64)
     ended = np.r_[np.ones(len(starts), bool), False]
     counted = ended & (np.r_[done[starts], -1] == done[first] + 1)
-    lap = np.where(counted | ~ended, done[first] + 1, done[first])
+    lap = _lap_numbers(done, first, starts, counted)
     start_s = _crossing_s(df, first)
     step = _sample_step_ms(df)
     clock0, pos0 = df['current_lap_time_ms'].iloc[0], df['normalized_position'].iloc[0]
     began_at_line = (0 < clock0 <= max(250.0, 3 * step)) or (clock0 == 0 and np.isfinite(pos0) and pos0 < 0.002)
-    at_line = (first > 0) | began_at_line
+    clock = df['current_lap_time_ms'].to_numpy(np.int64)
+    at_line = np.r_[began_at_line, clock[starts] < clock[starts - 1] if clock.any() else np.ones(len(starts), bool)]
+    ends_at_line = np.r_[at_line[1:], False]  # (a counter change that the lap clock does not confirm is no line crossing)
     game = np.full(len(first), np.nan)
     game[:-1] = df['last_lap_time_ms'].to_numpy(np.float64)[starts]
     game[~counted | (game <= 0)] = np.nan
     derived = np.r_[np.diff(start_s) * 1000, np.nan]
-    use_derived = np.isnan(game) & counted & at_line
+    use_derived = np.isnan(game) & counted & at_line & ends_at_line
     lap_ms = np.where(np.isfinite(game), game, np.where(use_derived, np.round(derived), np.nan))
     t, d = df['session_time_s'].to_numpy(np.float64), df['distance_total'].to_numpy(np.float64)
     line = np.interp(start_s, t, d) if np.isfinite(d).any() else np.full(len(first), np.nan)
-    lengths = np.diff(line)[at_line[:-1] & ended[:-1]]
+    lengths = np.diff(line)[at_line[:-1] & ends_at_line[:-1]]
     length = float(np.median(lengths)) if len(lengths) else np.nan
     if not at_line[0] and len(line) > 1: line[0] = line[1] - length  # the line was before the recording began
     return pd.DataFrame({'lap': lap, 'first': first, 'last': last, 'ended': ended, 'counted': counted,
-                         'partial': ~at_line | ~ended, 'lap_time_ms': lap_ms,
+                         'partial': ~at_line | ~ends_at_line, 'lap_time_ms': lap_ms,
                          'timing': np.where(np.isfinite(game), 'game', np.where(use_derived, 'derived', '')),
                          'start_s': start_s, 'line_m': line, 'length_m': np.r_[np.diff(line), np.nan]})
 
@@ -177,7 +192,9 @@ def lap_table(df: pd.DataFrame) -> pd.DataFrame:
     col = lambda c: df[c].to_numpy()
     pit_lane = col('in_pit_lane').astype(bool)
     ended = b['ended'].to_numpy()
-    kind = np.where((~b['counted'].to_numpy() & ended) | pit_lane[first], 'out',
+    done = col('completed_laps')
+    stayed = np.r_[done[first[1:]] == done[first[:-1]], False]  # an untimed crossing: the lap before it is an out-lap
+    kind = np.where((~b['counted'].to_numpy() & ended & stayed) | pit_lane[first], 'out',
                     np.where(pit_lane[b['last'].to_numpy()] & ended, 'in', 'flying'))
     t = pd.DataFrame({
         'lap': b['lap'].to_numpy(), 'lap_time_ms': b['lap_time_ms'].to_numpy(), 'kind': kind,

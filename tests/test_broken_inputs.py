@@ -142,3 +142,58 @@ def test_cli_warnings_are_one_line(tmp_path):
     warning = [l for l in r.stderr.splitlines() if 'Mystery' in l]
     assert warning == [f'f1twin: warning: {csv}: column(s) Mystery are not part of the recording format; ignored'], r.stderr
     assert 'UserWarning' not in r.stderr
+
+
+def counter_file(tmp_path, name, change):
+    df = pd.read_csv(A)
+    change(df)
+    csv = tmp_path / f'{name}.csv'
+    df.to_csv(csv, index=False)
+    shutil.copy(A.with_suffix('.meta.json'), csv.with_suffix('.meta.json'))
+    return csv
+
+
+def lap_row(df, n, i):
+    return df.index[df['CompletedLaps'] == n][i]
+
+
+@pytest.mark.parametrize('name,change', [
+    ('spike', lambda df: df.__setitem__('CompletedLaps', df['CompletedLaps'].where(df.index != lap_row(df, 3, 400), 99))),
+    ('zeros', lambda df: df.loc.__setitem__((slice(lap_row(df, 3, 400), lap_row(df, 3, 405)), 'CompletedLaps'), 0)),
+])
+def test_a_glitching_lap_counter_is_mended_and_said(tmp_path, name, change):
+    """Was: a restart in mid-lap, lap 3 listed twice, and `anomalies` crashed on the duplicate lap number."""
+    csv = counter_file(tmp_path, name, change)
+    for cmd in ('laps', 'anomalies', 'corners'):
+        r = f1twin(cmd, csv)
+        assert r.returncode == 0 and 'unexpected error' not in r.stderr, (cmd, r.stderr)
+        assert 'f1twin: warning: the lap counter (completed_laps) leaves its value' in r.stderr, (cmd, r.stderr)
+    assert 'restarted' not in f1twin('info', csv).stdout
+    laps = f1twin('laps', csv).stdout
+    rows = [l.split()[:2] for l in laps.splitlines()[2:8]]
+    assert rows == [['0', '-'], ['1', '1:21.817'], ['2*', '1:21.186'], ['3', '1:22.539'], ['4', '1:22.165'], ['5', '-']], laps
+
+
+def test_a_lap_counter_that_jumps_numbers_each_lap_once(tmp_path):
+    """The counter jumps 2 -> 7 at a line (laps missing from the file): lap 3 is untimed, the next is the game's lap 8."""
+    csv = counter_file(tmp_path, 'jump', lambda df: df.__setitem__('CompletedLaps', df['CompletedLaps'] + 4 * (df['CompletedLaps'] >= 3)))
+    from f1twin.laps import lap_table, prepare_session
+    t = lap_table(prepare_session(load_session(csv)))
+    assert t.index.is_unique and t.index.tolist() == [0, 1, 2, 3, 8, 9]
+    assert pd.isna(t.loc[3, 'lap_time_ms']) and t.loc[3, 'kind'] == 'flying' and t.loc[8, 'lap_time'] == '1:22.165'
+    r = f1twin('anomalies', csv)
+    assert r.returncode == 0 and 'unexpected error' not in r.stderr, r.stderr
+
+
+def test_a_lap_clock_reset_without_a_count_in_mid_session(tmp_path):
+    """As on a return to the pits: the lap clock resets in lap 3 and the counter does not move. The game's numbers
+    would give two laps the number 2; the laps are numbered in order (said), every game time kept."""
+    from f1twin.laps import lap_table, prepare_session
+    df = load_session(A)
+    rows = np.flatnonzero(df['completed_laps'].to_numpy() == 2)
+    clock = df['current_lap_time_ms'].to_numpy().copy()
+    clock[rows[400]:rows[-1] + 1] -= clock[rows[400]] - 10
+    with pytest.warns(UserWarning, match='more than one lap the number 2.*numbered in order from 0'):
+        t = lap_table(prepare_session(df.assign(current_lap_time_ms=clock)))
+    assert t.index.tolist() == list(range(7)) and t['lap_time'].tolist()[1:6] == ['1:21.817', '1:21.186', '', '1:22.539', '1:22.165']
+    assert t.loc[3, 'kind'] == 'out'

@@ -6,7 +6,8 @@ import pytest
 
 from f1twin.fakeac import resample_session
 from f1twin.io import load_session, sample_session_path
-from f1twin.laprules import LapRule, lap_events, lap_starts, recording_order, restarts, session_time_ms
+from f1twin.laprules import (LapRule, counter_glitches, lap_events, lap_starts, mend_lap_counter, recording_order, restarts,
+                             session_time_ms)
 
 A = load_session(sample_session_path('telemetry_2025-09-12_19-00-17.csv'))
 B = load_session(sample_session_path('telemetry_2025-09-13_16-18-26.csv'))
@@ -96,3 +97,44 @@ def test_a_shuffled_file_is_put_back_in_order():
     order, notes = recording_order(shuffled)
     assert order is not None and 'out of order' in notes[-1]
     np.testing.assert_array_equal(shuffled.iloc[order]['distance_total'].to_numpy(), A['distance_total'].to_numpy())
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_no_counter_glitch_in_real_sessions(case):
+    assert len(counter_glitches(CASES[case]())[0]) == 0
+
+
+def glitched(rows, value):
+    done = A['completed_laps'].to_numpy().copy()
+    done[rows] = value
+    return A.assign(completed_laps=done)
+
+
+def lap_rows(n):
+    return np.flatnonzero(A['completed_laps'].to_numpy() == n)
+
+
+@pytest.mark.parametrize('rows,value', [
+    (lambda: [lap_rows(3)[400]], 99),  # a spike
+    (lambda: [lap_rows(3)[400]], 2),  # a dip of one
+    (lambda: lap_rows(3)[400:406], 0),  # six samples at zero: not a restart, the lap clock ran on
+    (lambda: [lap_rows(2)[0]], 50),  # on the first sample of a lap (the line): before the reset lap 2, from it lap 3
+    (lambda: [0], 7), (lambda: [len(A) - 1], 0),  # the first and the last sample
+    (lambda: np.arange(7, len(A), 50), 9),  # every 50th sample
+])
+def test_counter_glitches_are_mended_to_the_real_counter(rows, value):
+    df = glitched(rows(), value)
+    fixed, notes = mend_lap_counter(df)
+    assert fixed['completed_laps'].equals(A['completed_laps']) and len(notes) == 1 and 'completed_laps' in notes[0]
+    assert lap_events(fixed).equals(lap_events(A))
+
+
+def test_what_is_not_a_glitch_stays():
+    restart = restarted()  # the counter goes back with the lap clock: a restart
+    assert len(counter_glitches(restart)[0]) == 0
+    jump = A.assign(completed_laps=A['completed_laps'] + 4 * (np.arange(len(A)) >= lap_rows(3)[0]))  # 2 -> 7 at a line
+    assert len(counter_glitches(jump)[0]) == 0
+    alternating = A.assign(completed_laps=np.where(np.arange(len(A)) % 2 == 0, 0, A['completed_laps']))
+    assert len(counter_glitches(alternating)[0]) == 0  # no stretch is shorter than the ones it interrupts: not guessed
+    no_clock = glitched([lap_rows(3)[400]], 99).assign(current_lap_time_ms=0)
+    assert len(counter_glitches(no_clock)[0]) == 0  # nothing to tell a glitch by
