@@ -47,11 +47,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as e:
+    except OSError as e:  # a file's (a folder that is a file, no permission, a full disk): what and where, in one line
+        if e.filename is None: return _unexpected(e, args.debug)  # (not a file's: a socket's, a library's)
         if args.debug: traceback.print_exc()
-        print(f'f1twin: unexpected error ({type(e).__name__}: {e}); run with --debug for the traceback', file=sys.stderr)
-        return 1
+        names = ' -> '.join(str(f) for f in (e.filename, e.filename2) if f is not None)
+        print(f'f1twin: error: {names}: {e.strerror or type(e).__name__}', file=sys.stderr)
+        return 2
+    except Exception as e:
+        return _unexpected(e, args.debug)
     finally: warnings.formatwarning = shown
+
+def _unexpected(e: Exception, debug: bool) -> int:
+    if debug: traceback.print_exc()
+    print(f'f1twin: unexpected error ({type(e).__name__}: {e}); run with --debug for the traceback', file=sys.stderr)
+    return 1
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     "`f1twin: warning: MESSAGE` (no source line); Python's own form for its warnings and other libraries'."

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from .schema import F1twinError
 from .io import load_session, save_session, export_csv, session_meta
+from .atomic import write_text_atomic, output_problem
 from .laps import lap_table, format_lap_time, prepare_session, split_runs, sector_table, theoretical_best_ms, consistency
 
 # %% auto #0
@@ -193,6 +194,8 @@ def cmd_convert(args) -> int:
     kind = out.suffix.lower()
     if kind not in ('.csv', '.parquet', '.pq', '.ld'):
         raise F1twinError(f'{out}: unknown output format; expected a .csv or .parquet file name, or .ld for a MoTeC i2 log')
+    if out.exists() and Path(args.session).exists() and out.samefile(args.session):
+        raise F1twinError(f'{out}: that is the session file itself; convert into another file')
     if kind == '.ld' or args.i2: return _convert_motec(args, out)
     if args.rate: raise F1twinError('--rate applies to MoTeC output only (.ld, or .csv with --i2)')
     df = load_session(args.session)
@@ -296,18 +299,28 @@ def cmd_library(args) -> int:
     "Index every session under a folder and print the bests per track and car (or follow lap events from Kafka)."
     from f1twin.library import LapLibrary, progress_chart
     s = settings_from_args(args)
+    chart = _chart_target(args)
     with LapLibrary(s.library_dir or s.sessions_dir) as lib:
         res = lib.update(progress=not args.csv)
         print(f'f1twin library: {res}', file=sys.stderr)
         for f, why in res.unreadable.items(): print(f'f1twin: warning: skipped {why}', file=sys.stderr)
         if args.follow or args.kafka: _follow(lib, args, s.kafka); return 0
         _print_library(lib, args)
-        if args.chart:
-            if not args.track: raise F1twinError('--chart needs --track (the progress of one track)')
-            fig = progress_chart(lib.progress(args.track, args.car), f'{args.track}: best lap per session')
-            fig.write_html(args.chart, include_plotlyjs=True)
-            print(f'chart: {args.chart}', file=sys.stderr)
+        if chart:
+            prog = lib.progress(args.track, args.car)
+            if prog.empty: raise F1twinError(f'no timed lap of track {args.track!r}' + (f' and car {args.car!r}' if args.car else '') +
+                                             ' in the library: no chart written (`f1twin library` lists what it holds)')
+            fig = progress_chart(prog, f'{args.track}: best lap per session')
+            print(f'chart: {write_text_atomic(chart, fig.to_html(include_plotlyjs=True))}', file=sys.stderr)
     return 0
+
+def _chart_target(args) -> Path | None:
+    "Where --chart goes, checked before any work: it needs --track, and a folder that can be made."
+    if not args.chart: return None
+    if not args.track: raise F1twinError('--chart needs --track (the progress of one track)')
+    out, why = Path(args.chart), output_problem(Path(args.chart).parent)
+    if why: raise F1twinError(f'{out}: cannot write the chart there ({why})')
+    return out
 
 def _library_parser(sub):
     sp = sub.add_parser('library', help='index every session in a folder: bests per track and car, progress',

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from .schema import COLUMNS, DTYPES, TELEMETRY_FIELDS, SessionMeta, F1twinError, SchemaError, _fill_value, conform
 from .laprules import session_time_ms
+from .atomic import temp_beside, replace_synced, write_text_atomic
 
 # %% auto #0
 __all__ = ['DATA_DIR', 'CSV_COLUMNS', 'CSV_OPTIONAL', 'CSV_EXPORT_ORDER', 'DEFAULT_CAR_ID', 'META_KEY', 'PARTS_SUFFIX',
@@ -209,42 +210,13 @@ def session_meta(df: pd.DataFrame) -> SessionMeta:
     "The metadata of a loaded session (empty metadata for a frame that has none)."
     return SessionMeta.from_dict(df.attrs.get('f1twin', {}))
 
-def _atomic_target(path: Path) -> Path:
-    "A new empty file beside `path` to write it under another name first: created as open() creates files (0666 less the umask)."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        tmp = path.with_name(f'.{path.name}.{os.urandom(4).hex()}.part')
-        try: fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)
-        except FileExistsError: continue
-        os.close(fd)
-        return tmp
-    raise FileExistsError(f'{path.parent}: cannot create a temporary file for {path.name}')
-
-def _sync(path: Path, folder: bool = False) -> None:
-    "Make what was written to file `path` durable (fsync); with `folder`, the names in that folder (after a rename)."
-    try: fd = os.open(path, os.O_RDONLY | (getattr(os, 'O_DIRECTORY', 0) if folder else getattr(os, 'O_BINARY', 0)))
-    except OSError:
-        if folder: return  # Windows cannot open a folder: its renames are durable as they are
-        raise
-    try: os.fsync(fd)
-    except OSError:
-        if not folder: raise
-    finally: os.close(fd)
-
-def _replace_synced(tmp: Path, path: Path) -> Path:
-    "Sync the written `tmp`, rename it onto `path`, sync the folder: once this returns, `path` survives a crash."
-    _sync(tmp)
-    os.replace(tmp, path)
-    _sync(path.parent, folder=True)
-    return path
-
 def _write_table(table, path: Path, sync: bool = True) -> Path:
     "Write an Arrow table to Parquet atomically: a temporary file beside `path`, synced (with `sync`), renamed onto it."
     import pyarrow.parquet as pq
-    tmp = _atomic_target(path)
+    tmp = temp_beside(path)
     try:
         pq.write_table(table, tmp, compression='zstd')
-        if sync: _replace_synced(tmp, path)
+        if sync: replace_synced(tmp, path)
         else: os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -404,6 +376,7 @@ class SessionWriter:
         self.parts = self.path.with_name(self.path.name + PARTS_SUFFIX)
         self.parts.mkdir(parents=True, exist_ok=True)
         self.csv_path = Path(csv_path) if csv_path else None
+        if self.csv_path: _write_sidecar(self.csv_path, meta)  # the track and car, which the CSV's columns cannot hold
         self._pending: list[dict] = []
         self._n_parts = len(list(self.parts.glob('part-*.parquet')))
         self.rows = 0
@@ -484,14 +457,24 @@ def _append_csv(df: pd.DataFrame, path: Path) -> None:
     new = not path.exists() or path.stat().st_size == 0
     _to_csv_frame(df).to_csv(path, mode='a', header=new, index=False)
 
+_SIDECAR_FIELDS = ('car_id', 'track', 'track_config', 'track_length_m', 'car', 'driver')
+
+def _write_sidecar(csv_path: Path, meta: SessionMeta) -> Path:
+    "`NAME.meta.json` beside a CSV session (atomically): what its columns cannot hold, read back by `read_csv_session`."
+    side = csv_path.with_suffix('.meta.json')
+    d = {k: v for k, v in meta.to_dict().items()
+         if k in _SIDECAR_FIELDS and v not in ('', None) and not (k == 'car_id' and v == DEFAULT_CAR_ID)}
+    return write_text_atomic(side, json.dumps(d, indent=1) + '\n')
+
 def export_csv(df: pd.DataFrame, path) -> Path:
-    "Write a session in the original collector's CSV format (atomically)."
+    "Write a session in the original collector's CSV format (atomically), its track, car and driver in `NAME.meta.json`."
     path = Path(path)
     out = _to_csv_frame(df)
-    tmp = _atomic_target(path)
+    tmp = temp_beside(path)
     try:
         out.to_csv(tmp, index=False)
-        _replace_synced(tmp, path)
+        replace_synced(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    _write_sidecar(path, session_meta(df))
     return path

@@ -15,6 +15,7 @@ import plotly.io as pio
 from plotly.io.base_renderers import MimetypeRenderer
 from .schema import F1twinError, SessionMeta
 from .io import load_session, SessionFileError
+from .atomic import output_problem
 from .laps import consistency, format_lap_time, theoretical_best_ms
 
 # %% auto #0
@@ -322,6 +323,12 @@ def _publish(pairs) -> None:
     finally:
         for part, _ in parts: part.unlink(missing_ok=True)
 
+def _out_folder(out_dir) -> Path:
+    "The report's folder; ReportError before any work if it cannot hold the report (a file in the way, no permission)."
+    why = output_problem(out_dir)
+    if why: raise ReportError(f'{out_dir}: cannot hold the report ({why})')
+    return Path(out_dir)
+
 # %% ../nbs/23_report.ipynb #5a1c0b17
 _INPUT_ERRORS = ('SessionFileError', 'LapError', 'ReportError', 'CircuitError', 'LibraryError', 'StreamError', 'SchemaError')
 
@@ -385,7 +392,7 @@ def make_report(session=None, out_dir='reports', *, ref_lap: int | None = None, 
     if session is None and not (kafka and (session_id or since)):
         raise ReportError('a report needs a session file, or kafka and a session_id or a time range (since)')
     if session is not None and not Path(session).exists(): raise ReportError(f'{session}: no such file')
-    nb = load_template(template)
+    nb, out_dir = load_template(template), _out_folder(out_dir)
     name = name or (Path(session).stem if session is not None else f'{car_id or "car"}_{session_id or since}'.replace(':', '-'))
     params = _report_params(session, ref_lap=ref_lap, ref_session=ref, compare=compare, library=library, kafka=kafka,
                             session_id=session_id, car_id=car_id, since=since, until=until, title=title)

@@ -197,3 +197,42 @@ def test_a_lap_clock_reset_without_a_count_in_mid_session(tmp_path):
         t = lap_table(prepare_session(df.assign(current_lap_time_ms=clock)))
     assert t.index.tolist() == list(range(7)) and t['lap_time'].tolist()[1:6] == ['1:21.817', '1:21.186', '', '1:22.539', '1:22.165']
     assert t.loc[3, 'kind'] == 'out'
+
+
+def test_output_paths_the_system_refuses_are_one_line(tmp_path):
+    """An output folder that is a file: each command says which path and why (was NotADirectoryError, 'unexpected')."""
+    (tmp_path / 'a-file').write_text('')
+    one_line_error(f1twin('report', A, '--out', tmp_path / 'a-file' / 'reports'), 'a-file', 'is not a folder')
+    shutil.copy(A, tmp_path / 's.csv')
+    one_line_error(f1twin('library', tmp_path, '--track', 'monza', '--chart', tmp_path / 'a-file' / 'p.html'), 'a-file',
+                   'cannot write the chart there')  # (before indexing the folder)
+    one_line_error(f1twin('convert', A, tmp_path / 'a-file' / 's.parquet'), 'a-file')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a-file', 's.csv']
+
+
+def test_convert_onto_its_own_session_file_is_refused(tmp_path):
+    csv = tmp_path / 's.csv'
+    shutil.copy(A, csv)
+    before = csv.read_bytes()
+    one_line_error(f1twin('convert', csv, tmp_path / '.' / 's.csv'), 'the session file itself')
+    assert csv.read_bytes() == before
+
+
+def test_convert_to_csv_keeps_the_track_and_car(tmp_path):
+    """Was: a Parquet session converted to CSV lost its track and car (the CSV's columns cannot hold them)."""
+    from f1twin.io import session_meta
+    pq_path = save_session(load_session(A), tmp_path / 'a.parquet')
+    assert f1twin('convert', pq_path, tmp_path / 'b.csv').returncode == 0
+    meta = session_meta(load_session(tmp_path / 'b.csv'))
+    assert meta.track == 'monza' and meta.car == session_meta(load_session(A)).car != ''
+
+
+def test_library_chart_of_a_track_it_does_not_hold(tmp_path):
+    """Was: an empty chart written for a track the library has no lap of."""
+    shutil.copy(A, tmp_path / 's.csv')
+    shutil.copy(A.with_suffix('.meta.json'), tmp_path / 's.meta.json')
+    r = f1twin('library', tmp_path, '--track', 'nowhere', '--chart', tmp_path / 'p.html')
+    assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith("f1twin: error: no timed lap of track 'nowhere'"), r.stderr
+    assert not (tmp_path / 'p.html').exists()
+    r = f1twin('library', tmp_path, '--track', 'monza', '--chart', tmp_path / 'p.html')
+    assert r.returncode == 0 and '1:21.186' in (tmp_path / 'p.html').read_text(), r.stderr
