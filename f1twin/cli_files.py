@@ -14,8 +14,9 @@ from .atomic import write_text_atomic, output_problem
 from .laps import lap_table, format_lap_time, prepare_session, split_runs, sector_table, theoretical_best_ms, consistency
 
 # %% auto #0
-__all__ = ['add_kafka_arguments', 'settings_from_args', 'kafka_from_args', 'cmd_config', 'format_lap_table', 'cmd_laps',
-           'cmd_info', 'cmd_convert', 'cmd_corners', 'cmd_library', 'cmd_anomalies', 'cmd_report']
+__all__ = ['add_kafka_arguments', 'settings_from_args', 'kafka_from_args', 'cmd_config', 'positive_int', 'positive_float',
+           'non_negative_float', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners',
+           'cmd_library', 'cmd_anomalies', 'cmd_report']
 
 # %% ../nbs/24_cli_files.ipynb #efbe3e32
 # Every command that takes --kafka takes the same security options, named as kafka-python's settings are; they set
@@ -123,6 +124,27 @@ def _log_to_stderr(prefix: str):
     logger.addHandler(handler)
     try: yield
     finally: logger.removeHandler(handler); logger.setLevel(level)
+
+# %% ../nbs/24_cli_files.ipynb #26308c95
+def _number_arg(text: str, kind: type, low: float, strict: bool):
+    "`text` as a finite `kind` above `low` (`strict`) or at least `low`, else argparse's ArgumentTypeError."
+    what = ('a whole number' if kind is int else 'a number') + (f' above {low:g}' if strict else f' of {low:g} or more')
+    try: v = kind(text)
+    except ValueError: raise argparse.ArgumentTypeError(f'{text!r}: expected {what}') from None
+    if not np.isfinite(v) or v < low or (strict and v == low): raise argparse.ArgumentTypeError(f'{text}: expected {what}')
+    return v
+
+def positive_int(text: str) -> int:
+    "An argparse type: a whole number above 0 (a count of loops, workers...)."
+    return _number_arg(text, int, 0, True)
+
+def positive_float(text: str) -> float:
+    "An argparse type: a finite number above 0 (a speed, a duration...)."
+    return _number_arg(text, float, 0, True)
+
+def non_negative_float(text: str) -> float:
+    "An argparse type: a finite number of 0 or more (a pause, a time into a recording...)."
+    return _number_arg(text, float, 0, False)
 
 # %% ../nbs/24_cli_files.ipynb #ddfc6ab0
 def format_lap_table(t: pd.DataFrame) -> str:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from .io import load_session
-from .cli_files import _load, _stop_on_signals, _log_to_stderr, add_kafka_arguments, settings_from_args
+from .cli_files import (_load, _stop_on_signals, _log_to_stderr, add_kafka_arguments, settings_from_args,
+                              positive_int, positive_float, non_negative_float)
 
 # %% auto #0
 __all__ = ['cmd_fake_ac', 'cmd_collect', 'add_telemetry_rates', 'cmd_recover', 'cmd_replay', 'cmd_agents_demo']
@@ -47,17 +48,17 @@ def _fake_ac_parser(sub):
                         'acpmf_physics, acpmf_graphics, acpmf_static), interpolated to HZ, with lap and sector times as '
                         'recorded; optionally paused, restarted, or closed and started again as the game would be.')
     sp.add_argument('session', help='session file to replay')
-    sp.add_argument('--hz', type=float, default=333.0, help='physics packets per second, up to 333 (default: 333)')
+    sp.add_argument('--hz', type=positive_float, default=333.0, help='physics packets per second, up to 333 (default: 333)')
     sp.add_argument('--dir', default='/dev/shm', help='folder for the page files (default: /dev/shm)')
-    sp.add_argument('--loops', type=int, default=1, help='replay the session N times, each a new session (default: 1)')
-    sp.add_argument('--speed', type=float, default=1.0, help='times real time (default: 1)')
+    sp.add_argument('--loops', type=positive_int, default=1, help='replay the session N times, each a new session (default: 1)')
+    sp.add_argument('--speed', type=positive_float, default=1.0, help='times real time (default: 1)')
     sp.add_argument('--restart', choices=('session', 'game'), default='session', help='between loops: the session '
                     'restarts in the game (session), or the game is closed and started again (game) (default: session)')
     sp.add_argument('--exit', choices=('remove', 'truncate'), default='remove', help='with --restart game: what happens '
                     'to the page files when the game closes, as a bridge would do (default: remove)')
-    sp.add_argument('--off-s', type=float, default=1.0, help='with --restart game: seconds the game is away (default: 1)')
-    sp.add_argument('--pause-at', type=float, metavar='SECONDS', help='pause the game this far into the recording')
-    sp.add_argument('--pause-s', type=float, default=5.0, help='with --pause-at: seconds of real time paused (default: 5)')
+    sp.add_argument('--off-s', type=non_negative_float, default=1.0, help='with --restart game: seconds the game is away (default: 1)')
+    sp.add_argument('--pause-at', type=non_negative_float, metavar='SECONDS', help='pause the game this far into the recording')
+    sp.add_argument('--pause-s', type=non_negative_float, default=5.0, help='with --pause-at: seconds of real time paused (default: 5)')
     sp.set_defaults(func=cmd_fake_ac)
 
 def add_telemetry_rates(sp):
@@ -86,7 +87,7 @@ def _collect_parser(sub):
     add_telemetry_rates(sp)
     sp.add_argument('--car', dest='car_id', metavar='CAR', help="name of this car/rig, the Kafka key (default: the settings' "
                     'car_id, else local)')
-    sp.add_argument('--duration', type=float, help='stop after this many seconds')
+    sp.add_argument('--duration', type=positive_float, help='stop after this many seconds')
     sp.add_argument('--once', action='store_true', help='stop when the game ends the first session')
     sp.set_defaults(func=cmd_collect)
 
@@ -137,7 +138,7 @@ def _replay_parser(sub):
                         'times faster.')
     sp.add_argument('session', help='session file to replay')
     add_kafka_arguments(sp, required=True)
-    sp.add_argument('--speed', type=float, default=1.0, help='times real time (default: 1)')
+    sp.add_argument('--speed', type=positive_float, default=1.0, help='times real time (default: 1)')
     sp.add_argument('--car', dest='car_id', metavar='CAR', help="car/rig name in the message keys (default: the settings' "
                     "car_id, else the session's)")
     add_telemetry_rates(sp)
@@ -165,10 +166,10 @@ def _agents_demo_parser(sub):
                         'summary. Exit 0 only if every transition sent was received exactly once and every worker ends on '
                         'the newest model.')
     add_kafka_arguments(sp, required=True)
-    sp.add_argument('--workers', type=int, default=2, help='worker processes (default: 2)')
-    sp.add_argument('--duration', type=float, default=20.0, help='seconds the workers step (default: 20)')
+    sp.add_argument('--workers', type=positive_int, default=2, help='worker processes (default: 2)')
+    sp.add_argument('--duration', type=positive_float, default=20.0, help='seconds the workers step (default: 20)')
     sp.add_argument('--rate', type=float, default=200.0, help='steps a second per worker, at most (default: 200)')
-    sp.add_argument('--publish-every', type=float, default=1.0, metavar='S', help='a new model every S seconds (default: 1)')
+    sp.add_argument('--publish-every', type=positive_float, default=1.0, metavar='S', help='a new model every S seconds (default: 1)')
     sp.add_argument('--run-id', help='name of the run: the session_id of its messages (default: a new one)')
     sp.add_argument('--topics-suffix', metavar='X', help="use topics named '<design name>-X' instead of the design's")
     sp.set_defaults(func=cmd_agents_demo)

@@ -62,7 +62,7 @@ def _text(path: Path) -> str:
     except UnicodeDecodeError as e:
         raise SessionFileError(f'{path}: not a text CSV file (byte {e.start} is not UTF-8); save it as UTF-8 CSV') from None
     if not text.strip(): raise SessionFileError(f'{path}: empty file, expected a CSV header line and data rows')
-    return text.replace('\r\n', '\n')
+    return text.replace('\r\n', '\n').replace('\r', '\n')  # Windows' line ends, and old Macs' (CR alone)
 
 def _separator(first_line: str) -> str:
     "The field separator that splits the header into the format's column names (a comma when none does)."
@@ -136,6 +136,7 @@ def _check_csv_columns(path: Path, raw: pd.DataFrame) -> None:
     unknown = [str(c) for c in raw.columns if c not in _CSV_KNOWN]
     if unknown: warnings.warn(f"{path}: column(s) {', '.join(unknown)} are not part of the recording format; ignored",
                               stacklevel=3)
+    _check_short_rows(path, raw)
     for c in list(CSV_COLUMNS) + [c for c in CSV_OPTIONAL if c in raw.columns]:
         if c == 'TyreCompound': continue
         s = raw[c]
@@ -145,6 +146,19 @@ def _check_csv_columns(path: Path, raw: pd.DataFrame) -> None:
                 i = _first_bad(ok)
                 raise SessionFileError(f'{path}, line {i + 2}, column {c}: expected True or False, got {s.iloc[i]!r}')
         else: _check_number_column(path, c, s)
+
+def _check_short_rows(path: Path, raw: pd.DataFrame) -> None:
+    "SessionFileError for the first row whose last fields are all empty while a column the format needs is among them."
+    need = raw[list(CSV_COLUMNS)].isna().to_numpy().any(axis=1)
+    if not need.any(): return
+    filled = raw.notna().to_numpy()
+    n = filled.shape[1]
+    last = n - 1 - np.argmax(filled[:, ::-1], axis=1)  # the last field with a value, per row
+    cut = need & (last < n - 1)
+    if cut.any():
+        i = _first_bad(~cut)
+        raise SessionFileError(f'{path}, line {i + 2}: only its first {last[i] + 1} of {n} fields have a value (a row cut '
+                               f'short?); the columns from {raw.columns[last[i] + 1]} on are empty')
 
 # %% ../nbs/02_io.ipynb #fba667db
 def _csv_to_record(raw: pd.DataFrame, path: Path) -> pd.DataFrame:

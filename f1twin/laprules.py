@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['RESTART_REASONS', 'lap_starts', 'session_time_ms', 'restarts', 'wall_clock_back', 'recording_order',
+__all__ = ['RESTART_REASONS', 'lap_starts', 'session_time_ms', 'restarts', 'row_text', 'wall_clock_back', 'recording_order',
            'counter_glitches', 'mend_lap_counter', 'sector_ends', 'lap_events', 'LapStep', 'LapRule', 'format_lap_time']
 
 # %% ../nbs/01_laprules.ipynb #16a696dd
@@ -61,7 +61,8 @@ def restarts(df, packets: bool = True) -> np.ndarray:
     return np.flatnonzero(back) + 1
 
 # %% ../nbs/01_laprules.ipynb #d8f31f92
-def _row_text(df, r: int) -> str:
+def row_text(df, r: int) -> str:
+    "How to name row `r` of a session to its user: its row, and for a CSV file its line."
     csv = str(df.attrs.get('f1twin', {}).get('source', '')).startswith('csv:')
     return f'row {r} (line {r + 2} of the CSV file)' if csv else f'row {r}'
 
@@ -82,7 +83,7 @@ def recording_order(df) -> tuple[np.ndarray | None, list[str]]:
     if len(back_ts):
         ts = df['timestamp'].to_numpy(np.float64)
         r = int(back_ts[0])
-        notes.append(f'the wall clock (timestamp) goes back at {len(back_ts)} place(s), first at {_row_text(df, r)} by '
+        notes.append(f'the wall clock (timestamp) goes back at {len(back_ts)} place(s), first at {row_text(df, r)} by '
                      f'{ts[r - 1] - ts[r]:.3f} s; it is not used for timing (the game\'s lap clock is)')
     dist = df['distance_total'].to_numpy(np.float64)
     stray = np.setdiff1d(np.flatnonzero(dist[1:] < dist[:-1]) + 1, restarts(df, packets=False))  # a shuffled file's packet counter goes back too
@@ -90,7 +91,7 @@ def recording_order(df) -> tuple[np.ndarray | None, list[str]]:
     key = _order_key(df, bool(len(back_ts)))
     order = np.lexsort([df[c].to_numpy() for c in reversed(key)])
     notes.append(f'samples out of order (the distance travelled goes back at {len(stray)} place(s), first at '
-                 f'{_row_text(df, int(stray[0]))}): put back in order by {", ".join(key)}')
+                 f'{row_text(df, int(stray[0]))}): put back in order by {", ".join(key)}')
     return order, notes
 
 # %% ../nbs/01_laprules.ipynb #1a3ca388
@@ -122,7 +123,7 @@ def mend_lap_counter(df) -> tuple[pd.DataFrame, list[str]]:
     if not len(rows): return df, []
     done = df['completed_laps'].to_numpy()
     note = (f'the lap counter (completed_laps) leaves its value and comes back within a lap at {len(rows)} sample(s), '
-            f'first at {_row_text(df, int(rows[0]))} ({done[rows[0]]} where the samples around it say {fixed[0]}): taken as the value around it')
+            f'first at {row_text(df, int(rows[0]))} ({done[rows[0]]} where the samples around it say {fixed[0]}): taken as the value around it')
     out = df.copy()
     mended = done.copy()
     mended[rows] = fixed

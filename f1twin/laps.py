@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import warnings
 from .schema import F1twinError
-from .laprules import lap_starts, session_time_ms, restarts, recording_order, format_lap_time, sector_ends, mend_lap_counter
+from .laprules import lap_starts, session_time_ms, restarts, recording_order, format_lap_time, sector_ends, mend_lap_counter, row_text
 
 # %% auto #0
 __all__ = ['CHANNELS', 'LapError', 'prepare_session', 'split_runs', 'lap_bounds', 'split_laps', 'session_meta_length',
@@ -33,6 +33,19 @@ def _duplicates(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
     out[cand[same]] = True
     return out
 
+_GAME_TIMES = ('current_lap_time_ms', 'last_lap_time_ms', 'best_lap_time_ms', 'last_sector_time_ms')
+
+def _negative_times(df: pd.DataFrame) -> list[str]:
+    "A note for each of the game's time columns that holds negative times (the game never gives one)."
+    notes = []
+    for c in _GAME_TIMES:
+        neg = df[c].to_numpy() < 0
+        if neg.any():
+            notes.append(f'{c} is negative at {int(neg.sum())} sample(s), first at {row_text(df, int(np.flatnonzero(neg)[0]))}: '
+                         'not a time the game gives' + (' (laps it should time are timed from the lap clock instead, timing '
+                         "'derived')" if c == 'last_lap_time_ms' else ''))
+    return notes
+
 def prepare_session(df: pd.DataFrame) -> pd.DataFrame:
     "The session without duplicate samples, in recording order, its lap counter's glitches mended; a warning says what was fixed."
     if len(df) == 0: raise LapError('empty session: no samples')
@@ -42,6 +55,7 @@ def prepare_session(df: pd.DataFrame) -> pd.DataFrame:
     if dup.any(): notes.insert(0, f'{int(dup.sum())} duplicate sample(s) dropped')
     if order is not None: out = out.iloc[order].reset_index(drop=True)
     out, mended = mend_lap_counter(out)
+    notes += _negative_times(out)
     if dup.any() or order is not None or mended:
         if str(df.attrs.get('f1twin', {}).get('source', '')).startswith('csv:'):  # row numbers and clock follow the order
             out['packet_id'] = np.arange(len(out), dtype=np.int64)

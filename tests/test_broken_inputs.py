@@ -236,3 +236,43 @@ def test_library_chart_of_a_track_it_does_not_hold(tmp_path):
     assert not (tmp_path / 'p.html').exists()
     r = f1twin('library', tmp_path, '--track', 'monza', '--chart', tmp_path / 'p.html')
     assert r.returncode == 0 and '1:21.186' in (tmp_path / 'p.html').read_text(), r.stderr
+
+
+def test_csv_with_old_mac_line_ends_is_read(tmp_path):
+    """Was: 'has a header but no data rows' for a file whose lines end in CR alone."""
+    cr = tmp_path / 'cr.csv'
+    cr.write_bytes(A.read_bytes().replace(b'\r\n', b'\n').replace(b'\n', b'\r'))
+    assert len(load_session(cr)) == len(load_session(A))
+
+
+def test_a_row_cut_short_is_named_as_such(tmp_path):
+    """Was: 'line 101, column iLastTime_ms: empty, expected a whole number' for a row of 10 fields out of 24."""
+    lines = A.read_text().split('\n')
+    lines[100] = ','.join(lines[100].split(',')[:10])
+    short = tmp_path / 'short.csv'
+    short.write_text('\n'.join(lines))
+    one_line_error(f1twin('laps', short), 'short.csv, line 101: only its first 10 of 24 fields have a value',
+                   'columns from iLastTime_ms on are empty')
+
+
+def test_negative_game_times_are_said(tmp_path):
+    """Was: lap times silently derived from the lap clock when the file's last-lap times were negative."""
+    df = pd.read_csv(A)
+    df.loc[df['iLastTime_ms'] > 0, 'iLastTime_ms'] = -5
+    neg = tmp_path / 'neg.csv'
+    df.to_csv(neg, index=False)
+    r = f1twin('laps', neg)
+    assert r.returncode == 0 and "f1twin: warning: last_lap_time_ms is negative at 2444 sample(s), first at row 967 " \
+        "(line 969 of the CSV file)" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize('argv,said', [
+    (['fake-ac', A, '--loops', '0'], 'argument --loops: 0: expected a whole number above 0'),  # was: a replay of nothing
+    (['fake-ac', A, '--speed', 'nan'], 'argument --speed: nan: expected a number above 0'),  # was: a crash
+    (['fake-ac', A, '--pause-at', '1', '--pause-s', '-1'], 'argument --pause-s: -1: expected a number of 0 or more'),
+    (['collect', '--duration', '-1'], 'argument --duration: -1: expected a number above 0'),  # was: a collector for ever
+    (['agents-demo', '--publish-every', '0'], 'argument --publish-every: 0: expected a number above 0'),
+])
+def test_numbers_on_the_command_line_are_checked(argv, said):
+    r = f1twin(*argv)
+    assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith(said), r.stderr
