@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['temp_beside', 'sync_path', 'replace_synced', 'write_text_atomic', 'output_problem']
+__all__ = ['temp_beside', 'sync_path', 'replace_synced', 'write_bytes_atomic', 'write_text_atomic', 'output_problem']
 
 # %% ../nbs/01a_atomic.ipynb #d5f661fd
 def temp_beside(path: Path) -> Path:
@@ -40,16 +40,20 @@ def replace_synced(tmp: Path, path: Path) -> Path:
     sync_path(path.parent, folder=True)
     return path
 
-def write_text_atomic(path, text: str) -> Path:
-    "Write a text file (UTF-8) atomically: whole or not at all, never half a file (a chart, a page, a sidecar)."
+def write_bytes_atomic(path, data: bytes) -> Path:
+    "Write a file atomically: whole or not at all, never half a file (a MoTeC log, a chart, a page, a sidecar)."
     path = Path(path)
     tmp = temp_beside(path)
     try:
-        tmp.write_text(text, encoding='utf-8')
+        tmp.write_bytes(data)
         replace_synced(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+def write_text_atomic(path, text: str) -> Path:
+    "Write a text file (UTF-8) atomically, as `write_bytes_atomic`."
+    return write_bytes_atomic(path, text.encode('utf-8'))
 
 def output_problem(folder) -> str | None:
     "Why files cannot be written into `folder` (made when missing), or None: checked before work, nothing created."

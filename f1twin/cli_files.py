@@ -4,19 +4,19 @@
 
 # %% ../nbs/24_cli_files.ipynb #dd0a91d5
 from __future__ import annotations
-import argparse, signal, sys, threading, warnings
+import argparse, functools, signal, sys, threading, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from .schema import F1twinError
 from .io import load_session, save_session, export_csv, session_meta
 from .atomic import write_text_atomic, output_problem
-from .laps import lap_table, format_lap_time, prepare_session, split_runs, sector_table, theoretical_best_ms, consistency
+from .laps import LapError, lap_table, format_lap_time, prepare_session, split_runs, sector_table, theoretical_best_ms, consistency
 
 # %% auto #0
 __all__ = ['add_kafka_arguments', 'settings_from_args', 'kafka_from_args', 'cmd_config', 'positive_int', 'positive_float',
-           'non_negative_float', 'format_lap_table', 'cmd_laps', 'cmd_info', 'cmd_convert', 'cmd_corners',
-           'cmd_library', 'cmd_anomalies', 'cmd_report']
+           'non_negative_float', 'format_lap_table', 'about_session', 'cmd_laps', 'cmd_info', 'cmd_convert',
+           'cmd_corners', 'cmd_library', 'cmd_anomalies', 'cmd_report']
 
 # %% ../nbs/24_cli_files.ipynb #efbe3e32
 # Every command that takes --kafka takes the same security options, named as kafka-python's settings are; they set
@@ -161,6 +161,16 @@ def format_lap_table(t: pd.DataFrame) -> str:
                      'full thr %': f"{r['full_throttle_pct']:.0f}", 'brake %': f"{r['braking_pct']:.0f}"})
     return pd.DataFrame(rows).to_string(index=False)
 
+def about_session(cmd):
+    "Make command `cmd` name its session file in the errors of the analysis (a LapError does not know the file)."
+    @functools.wraps(cmd)
+    def run(args):
+        try: return cmd(args)
+        except LapError as e:
+            if str(args.session) in str(e): raise
+            raise LapError(f'{args.session}: {e}') from None
+    return run
+
 def _load(path) -> pd.DataFrame:
     "Load and prepare a session; what preparing fixed is printed as a warning, not hidden."
     with warnings.catch_warnings(record=True) as caught:
@@ -169,6 +179,7 @@ def _load(path) -> pd.DataFrame:
     for w in caught: print(f'f1twin: warning: {w.message}', file=sys.stderr)
     return df
 
+@about_session
 def cmd_laps(args) -> int:
     "Print the lap table of a session (of each run, if the game restarted the session)."
     df = _load(args.session)
@@ -200,6 +211,7 @@ def _laps_parser(sub):
     sp.set_defaults(func=cmd_laps)
 
 # %% ../nbs/24_cli_files.ipynb #34090599
+@about_session
 def cmd_info(args) -> int:
     "Print a session's metadata and a summary of its samples, read as `f1twin laps` reads them."
     df = _load(args.session)
@@ -210,6 +222,7 @@ def cmd_info(args) -> int:
     print(f"{'timed laps':>16}: {len(timed)}" + (f", best {format_lap_time(timed.min())}" if len(timed) else ''))
     return 0
 
+@about_session
 def cmd_convert(args) -> int:
     "Convert a session by the output's extension: .csv (the original format), .parquet (f1twin) or .ld (a MoTeC i2 log)."
     out = Path(args.out)
@@ -261,6 +274,7 @@ def _ref_arg(text: str):
     if not path or not lap.isdigit(): raise F1twinError(f'--ref {text!r}: expected SESSION_FILE:LAP, e.g. yesterday.csv:7')
     return (_load(path), int(lap))
 
+@about_session
 def cmd_corners(args) -> int:
     "Print the corner table of a session against a reference lap (CSV with --csv)."
     from f1twin.corners import corner_table, corner_summary
@@ -378,6 +392,7 @@ def _anomaly_table(ev: pd.DataFrame) -> str:
     line = lambda r: f'{r[0]:>{w[0]}}  {r[1]:>{w[1]}}  {r[2]:<{w[2]}}  {r[3]:<{w[3]}}  {r[4]}'
     return '\n'.join(line(r) for r in [head] + rows)
 
+@about_session
 def cmd_anomalies(args) -> int:
     "Print the anomalies of a session (see 20_anomalies): a table, or CSV with --csv. Finding some is not an error."
     from f1twin.anomalies import detect

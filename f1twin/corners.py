@@ -84,6 +84,8 @@ def find_corners(lg: LapGrid, track: str | None = None) -> pd.DataFrame:
     "The corners of the track: number, name and apex distance (m), from the median speed and path of the laps."
     v = np.median(lg.channel('speed_kmh'), axis=0)
     x, z = np.median(lg.channel('car_x'), axis=0), np.median(lg.channel('car_z'), axis=0)
+    if not (np.isfinite(x).any() and np.isfinite(z).any()):
+        raise LapError('no car positions (car_x, car_z) in these laps: corners are found from the path the car drives')
     i = _speed_minima(v, lg.dist)
     i = i[_turn_deg(x, z, i, lg.dist) >= MIN_TURN_DEG]
     out = pd.DataFrame({'apex_m': lg.dist[i], 'min_speed_kmh': v[i].round(1)})

@@ -293,15 +293,15 @@ def _odd_part(files: list, tables: list) -> str:
     diff = ', '.join(sorted(cols[i] ^ cols[0])[:4])
     return f'part {files[i].name} does not have the columns of {files[0].name} ({diff}): parts of two recordings?'
 
-def read_parts(parts_dir) -> pd.DataFrame:
-    "Read the parts of a recording that was not closed (a crash): every complete part, in order."
+def read_parts(parts_dir, used: list | None = None) -> pd.DataFrame:
+    "Read the parts of a recording that was not closed (a crash): every complete part, in order (added to `used`)."
     import pyarrow as pa
     parts_dir = Path(parts_dir)
     files = sorted(parts_dir.glob('part-*.parquet'))
     if not files: raise SessionFileError(f'{parts_dir}: no recorded parts (part-*.parquet) in this folder')
-    tables = []
+    tables, used = [], [] if used is None else used
     for f in files:
-        try: tables.append(_read_table(f))
+        try: tables.append(_read_table(f)); used.append(f)
         except SessionFileError:
             if f is not files[-1]: raise
             warnings.warn(f'{f}: last part is incomplete (written during the crash); skipped it', stacklevel=2)
@@ -320,10 +320,12 @@ def finish_parts(parts_dir: Path, path: Path, meta: SessionMeta | None = None) -
     if not any(parts_dir.glob('part-*.parquet')):
         parts_dir.rmdir() if parts_dir.exists() and not any(parts_dir.iterdir()) else None
         return None
-    df = read_parts(parts_dir)
+    df = read_parts(parts_dir, used := [])
     save_session(df, path, meta or session_meta(df))  # written, synced and renamed into place, or an error
-    for f in parts_dir.glob('part-*.parquet'): f.unlink()
-    parts_dir.rmdir()
+    for f in used: f.unlink()
+    left = sorted(p.name for p in parts_dir.iterdir())
+    if left: warnings.warn(f'{parts_dir}: kept, for what is not in {Path(path).name}: {", ".join(left)}', stacklevel=2)
+    else: parts_dir.rmdir()
     return Path(path)
 
 def recover_session(parts_dir, out=None) -> Path:

@@ -16,7 +16,8 @@ from .laprules import lap_starts, restarts
 from .io import SessionFileError, DEFAULT_CAR_ID, session_meta
 from .motec_ld import *  # f1twin.motec is the front door of everything MoTeC
 from .motec_ld import (BY_FIELD, CHANNELS, ESSENTIAL, LD_HEADER, LdChannel, LdLog, MotecChannel, MotecError, TIME,
-    _write_atomic, ld_bytes, ldx_text, match_channels, read_ld_log, read_ldx)
+    ld_bytes, ldx_text, match_channels, read_ld_log, read_ldx)
+from .atomic import write_bytes_atomic
 
 # %% auto #0
 __all__ = ['MAX_LOG_RATE', 'META_PREFIX', 'I2_FORMAT', 'laps_from_beacons', 'resample', 'write_ld', 'read_ld', 'read_i2_table',
@@ -175,9 +176,9 @@ def write_ld(df: pd.DataFrame, path, rate: int | None = None) -> Path:
     chans = [LdChannel(c.name, c.unit, hz, g[c.field].to_numpy(np.float64) / c.factor(c.unit), c.short, c.store, c.dec)
              for c in _recorded(g)]
     data = ld_bytes(LdLog(_ld_header_of(g), chans))
-    _write_atomic(path, data)
+    write_bytes_atomic(path, data)
     ldx = ldx_text(np.round(beacons * 1e6).astype(np.int64), _lap_details(g, beacons))
-    _write_atomic(path.with_suffix('.ldx'), ldx.encode())
+    write_bytes_atomic(path.with_suffix('.ldx'), ldx.encode())
     return path
 
 # %% ../nbs/03a_motec.ipynb #622867df
@@ -223,6 +224,11 @@ def _to_session(path: Path, t: np.ndarray, v: dict[str, np.ndarray], beacons: np
     if missing: raise SessionFileError(f"{path}: no {' or '.join(missing)} channel; f1twin needs "
                                        f"{', '.join(BY_FIELD[f].name for f in ESSENTIAL)} (or their other names)")
     clock = _held_fill(v['current_lap_time_ms']) if 'current_lap_time_ms' in v else None
+    outside = ~((beacons >= t[0]) & (beacons <= t[-1])) if len(t) else np.ones(len(beacons), bool)
+    if outside.any():
+        _note(path, f'{int(outside.sum())} of {len(beacons)} beacon(s) outside the log (0 to {t[-1] - t[0]:.3f} s), the '
+                    f'first at {beacons[outside][0]:g} s: ignored')
+        beacons = beacons[~outside]
     if not len(beacons) and clock is not None:
         beacons = _crossings_of_clock(t, clock)
         if len(beacons): _note(path, f'no beacons: {len(beacons)} line crossing(s) taken from the Lap Time channel')
@@ -409,7 +415,7 @@ def write_i2_csv(df: pd.DataFrame, path, rate: int | None = None) -> Path:
             q('Time', *(c.name for c in chans)), q('s', *(c.unit for c in chans)), '', '']
     cols = [np.char.mod('%.3f', t)] + [_cells(g[c.field].to_numpy(np.float64) / c.factor(c.unit), c) for c in chans]
     body = pd.DataFrame(dict(enumerate(cols))).to_csv(header=False, index=False, quoting=csv.QUOTE_ALL, lineterminator='\n')
-    return _write_atomic(path, ('\n'.join(head) + '\n' + body).encode())
+    return write_bytes_atomic(path, ('\n'.join(head) + '\n' + body).encode())
 
 # %% ../nbs/03a_motec.ipynb #a32f9531
 def is_motec_file(path, head: bytes | None = None) -> bool:

@@ -265,15 +265,6 @@ def ld_bytes(log: LdLog) -> bytes:
     for k in ('date', 'time', 'driver', 'vehicle', 'venue', 'comment'): hd[k] = _bytes(h.get(k, ''), LD_HEADER[k].itemsize)
     return hd.tobytes() + _blocks(h, event_at) + b''.join(r.tobytes() for r, _ in encoded) + b''.join(d for _, d in encoded)
 
-def _write_atomic(path: Path, data: bytes) -> Path:
-    "Write `data` to a temporary file beside `path`, then rename it onto `path`: never a half-written file."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.part', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f: f.write(data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 # %% ../nbs/03_motec_ld.ipynb #8a82f752

@@ -5,7 +5,13 @@ subprocess instead (tests/test_cli.py, tests/test_collector.py)."""
 import contextlib
 import io
 import subprocess
+import sys
 import warnings
+
+
+def _print_warning(msg) -> None:
+    "What Python does with a warning shown outside pytest: print it (as `warnings.formatwarning` formats it) to stderr."
+    sys.stderr.write(warnings._formatwarnmsg(msg))
 
 
 def f1twin(*args, cwd=None) -> subprocess.CompletedProcess:
@@ -20,6 +26,7 @@ def f1twin(*args, cwd=None) -> subprocess.CompletedProcess:
         stack.enter_context(contextlib.redirect_stderr(err))
         stack.enter_context(warnings.catch_warnings())
         warnings.resetwarnings()  # a fresh interpreter's filters, not pytest's (which record instead of printing)
+        warnings._showwarnmsg_impl = _print_warning  # and printed, as there (catch_warnings puts pytest's back)
         for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
             warnings.simplefilter('ignore', category)
         try: code = main(argv)

@@ -276,3 +276,41 @@ def test_negative_game_times_are_said(tmp_path):
 def test_numbers_on_the_command_line_are_checked(argv, said):
     r = f1twin(*argv)
     assert r.returncode == 2 and r.stderr.splitlines()[-1].endswith(said), r.stderr
+
+
+def test_recover_with_a_stray_file_and_a_damaged_last_part(tmp_path):
+    """Was: the session written, then 'Directory not empty' (exit 2) for a note left in the folder; and the damaged last
+    part deleted with the others. Now the session is written and the folder kept, with what it still holds."""
+    import pyarrow.parquet as pq
+    parts = tmp_path / 's.parquet.parts'
+    parts.mkdir()
+    t = pq.read_table(save_session(load_session(A), tmp_path / 'whole.parquet'))
+    for i in range(3): pq.write_table(t.slice(1000 * i, 1000), parts / f'part-{i + 1:06d}.parquet')
+    (parts / 'part-000004.parquet').write_bytes(b'PAR1 cut short')
+    (parts / 'notes.txt').write_text('lap 3: the rig froze')
+    r = f1twin('recover', parts)
+    assert r.returncode == 0 and len(load_session(tmp_path / 's.parquet')) == 3000, r.stderr
+    assert f'{parts}: kept, for what is not in s.parquet: notes.txt, part-000004.parquet' in r.stderr, r.stderr
+    assert sorted(p.name for p in parts.iterdir()) == ['notes.txt', 'part-000004.parquet']
+
+
+def test_ldx_beacons_outside_the_log_are_said_and_ignored(tmp_path):
+    """Was: beacons after the end of the log silently turned five timed laps into one partial lap."""
+    import re
+    from f1twin.motec import write_ld
+    ld = write_ld(load_session(A), tmp_path / 'a.ld')
+    ldx = ld.with_suffix('.ldx')
+    ldx.write_text(re.sub(r'Time="[^"]*"', 'Time="9.99e+12"', ldx.read_text()))
+    with pytest.warns(UserWarning) as caught:
+        df = load_session(ld)
+    said = [str(w.message) for w in caught]
+    assert any('5 of 5 beacon(s) outside the log' in s for s in said) and any('taken from the Lap Time channel' in s for s in said), said
+    from f1twin.laps import lap_table
+    assert lap_table(df)['lap_time'].tolist()[1:5] == ['1:21.817', '1:21.186', '1:22.539', '1:22.165']
+
+
+def test_corners_without_car_positions_name_the_file(tmp_path):
+    """Was: '0 corners' and an empty table for a session whose car_x/car_z are all missing."""
+    df = load_session(A)
+    path = save_session(df.assign(car_x=np.nan, car_z=np.nan), tmp_path / 'nopos.parquet')
+    one_line_error(f1twin('corners', path), 'nopos.parquet: no car positions (car_x, car_z)')

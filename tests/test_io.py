@@ -110,7 +110,9 @@ def test_session_writer_bad_record_is_a_clear_error_and_nothing_is_lost(tmp_path
 
 
 def test_session_files_follow_the_umask(tmp_path):
-    """Session files, parts and CSV exports get 0666 less the umask, like any new file (not mkstemp's 0600)."""
+    """Session files, parts, CSV exports (and their .meta.json) and MoTeC logs get 0666 less the umask, like any new
+    file (not mkstemp's 0600: .ld/.ldx files were 0600)."""
+    from f1twin.motec import write_ld
     df = load_session(DEMO).iloc[:20]
     old = os.umask(0o002)
     try:
@@ -122,10 +124,13 @@ def test_session_files_follow_the_umask(tmp_path):
         part_mode = part.stat().st_mode & 0o777
         closed = w.close()
         exported = export_csv(df, tmp_path / 'export.csv')
+        ld = write_ld(load_session(DEMO), tmp_path / 'log.ld')
     finally:
         os.umask(old)
-    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (saved, closed, exported)}
-    assert modes == {'saved.parquet': '0o664', 'rec.parquet': '0o664', 'export.csv': '0o664'}
+    files = (saved, closed, exported, exported.with_suffix('.meta.json'), ld, ld.with_suffix('.ldx'))
+    modes = {p.name: oct(p.stat().st_mode & 0o777) for p in files}
+    assert modes == {'saved.parquet': '0o664', 'rec.parquet': '0o664', 'export.csv': '0o664', 'export.meta.json': '0o664',
+                     'log.ld': '0o664', 'log.ldx': '0o664'}
     assert part_mode == 0o664
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith('.')], 'no temporary file left behind'
 
