@@ -112,19 +112,22 @@ def _value_problem(num: np.ndarray, dtype: str) -> tuple[np.ndarray, str] | None
         if bad.any(): return bad, 'too large for the record (float32)'
     return None
 
+_CSV_COUNTS = ('CompletedLaps', 'CurrentSectorIndex')  # counts the game keeps: never negative
+
 def _check_number_column(path: Path, c: str, s: pd.Series) -> None:
     num = s if pd.api.types.is_numeric_dtype(s) else pd.to_numeric(s, errors='coerce')
     bad_text = (num.isna() & s.notna()).to_numpy()
     if bad_text.any():
         i = _first_bad(~bad_text)
-        raise SessionFileError(f'{path}, line {i + 2}, column {c}: expected a number, got {s.iloc[i]!r}')
+        raise SessionFileError(f'{path}, line {i + 2}, column {c}: expected a number, got {s.iloc[i:i + 1].tolist()[0]!r}')
     if c in _CSV_REQUIRED and num.isna().any():
         i = _first_bad(num.notna().to_numpy())
         raise SessionFileError(f'{path}, line {i + 2}, column {c}: empty, expected a whole number')
     problem = _value_problem(num.to_numpy(np.float64), DTYPES[{**CSV_COLUMNS, **CSV_OPTIONAL}[c]])
+    if problem is None and c in _CSV_COUNTS and (num < 0).any(): problem = ((num < 0).to_numpy(), 'expected a count of 0 or more')
     if problem is not None:
         i = _first_bad(~problem[0])
-        raise SessionFileError(f'{path}, line {i + 2}, column {c}: {problem[1]}, got {s.iloc[i]!r}')
+        raise SessionFileError(f'{path}, line {i + 2}, column {c}: {problem[1]}, got {s.iloc[i:i + 1].tolist()[0]!r}')
 
 # %% ../nbs/02_io.ipynb #c0a1e2f3
 def _check_csv_columns(path: Path, raw: pd.DataFrame) -> None:
@@ -144,7 +147,7 @@ def _check_csv_columns(path: Path, raw: pd.DataFrame) -> None:
             ok = s.isin([True, False, 'True', 'False']).to_numpy()
             if not ok.all():
                 i = _first_bad(ok)
-                raise SessionFileError(f'{path}, line {i + 2}, column {c}: expected True or False, got {s.iloc[i]!r}')
+                raise SessionFileError(f'{path}, line {i + 2}, column {c}: expected True or False, got {s.iloc[i:i + 1].tolist()[0]!r}')
         else: _check_number_column(path, c, s)
 
 def _check_short_rows(path: Path, raw: pd.DataFrame) -> None:

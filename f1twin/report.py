@@ -410,7 +410,7 @@ def make_report(session=None, out_dir='reports', *, ref_lap: int | None = None, 
     return ReportResult(final_html, final_nb, t1 - t0, t2 - t1, final_html.stat().st_size)
 
 # %% ../nbs/23_report.ipynb #ad4e785f
-SESSION_PATTERNS = ('*.csv', '*.parquet')
+SESSION_PATTERNS = ('*.csv', '*.parquet', '*.ld')  # (a MoTeC log's .ldx goes with its .ld)
 
 def report_all(folder, out_dir=None, *, progress: bool = True, template=None) -> tuple[Path, dict]:
     "Report every session file in `folder`; returns the index page and {file: ReportResult or the error message}."

@@ -314,3 +314,16 @@ def test_corners_without_car_positions_name_the_file(tmp_path):
     df = load_session(A)
     path = save_session(df.assign(car_x=np.nan, car_z=np.nan), tmp_path / 'nopos.parquet')
     one_line_error(f1twin('corners', path), 'nopos.parquet: no car positions (car_x, car_z)')
+
+
+def test_a_negative_lap_counter_is_an_error_without_numpy_reprs(tmp_path):
+    """Was: laps numbered -10 to -5 (and MoTeC logs written from them); and values shown as np.int64(-10)."""
+    df = pd.read_csv(A)
+    df['CompletedLaps'] -= 10
+    neg = tmp_path / 'neg.csv'
+    df.to_csv(neg, index=False)
+    r = f1twin('laps', neg)
+    one_line_error(r, 'neg.csv, line 2, column CompletedLaps: expected a count of 0 or more, got -10')
+    assert 'np.' not in r.stderr
+    one_line_error(f1twin('convert', neg, tmp_path / 'neg.ld'), 'CompletedLaps')
+    assert not (tmp_path / 'neg.ld').exists()

@@ -94,13 +94,17 @@ ONE_WORKER_FULL_RATE = pytest.mark.xdist_group('report-at-full-rate')
 
 @pytest.fixture(scope='session')
 def report_all(tmp_path_factory):
-    """`f1twin report --all` on a folder of both real sessions and a broken file, once: its outcome and its folder."""
+    """`f1twin report --all` on a folder of both real sessions, one as a MoTeC log too, and a broken file, once: its
+    outcome and its folder."""
+    from f1twin.io import load_session
+    from f1twin.motec import write_ld
     tmp = tmp_path_factory.mktemp('all')
     folder = tmp / 'sessions'
     folder.mkdir()
     for name in SESSIONS:  # each with its sidecar (the track, the car)
         for f in (name, name.replace('.csv', '.meta.json')): (folder / f).write_bytes((ROOT / 'data' / f).read_bytes())
     (folder / 'broken <b>.csv').write_text('not,a,session\n')
+    write_ld(load_session(folder / list(SESSIONS)[1]), folder / 'motec.ld')  # (its .ldx beside it is no session of its own)
     return f1twin('report', '--all', folder, '--out', tmp / 'out'), tmp / 'out'
 
 
@@ -226,13 +230,14 @@ def test_a_failing_notebook_leaves_nothing(tmp_path):
 def test_report_all_with_index(report_all):
     r, out = report_all
     assert r.returncode == 2, 'one session failed'
-    assert '2 report(s), 1 failed' in r.stdout and 'broken <b>.csv' in r.stderr
+    assert '3 report(s), 1 failed' in r.stdout and 'broken <b>.csv' in r.stderr
     index = (out / 'index.html').read_text()
     assert all(f'href="{Path(n).stem}.html"' in index for n in SESSIONS) and 'failed: ' in index
     assert 'broken &lt;b&gt;.csv' in index and '<b>' not in index, 'names from files are escaped'
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ['index.html'] + [f'{Path(n).stem}.{ext}' for n in SESSIONS for ext in ('html', 'ipynb')]), \
+        ['index.html'] + [f'{Path(n).stem}.{ext}' for n in [*SESSIONS, 'motec.ld'] for ext in ('html', 'ipynb')]), \
         'an html page and its notebook per session, the index, nothing else'
+    assert all(t in (out / 'motec.html').read_text() for t in SESSIONS['telemetry_2025-09-13_16-18-26.csv']), 'the .ld too'
 
 
 # --- the template notebook ------------------------------------------------------------------------------------
