@@ -332,9 +332,19 @@ def _out_folder(out_dir) -> Path:
 # %% ../nbs/23_report.ipynb #5a1c0b17
 _INPUT_ERRORS = ('SessionFileError', 'LapError', 'ReportError', 'CircuitError', 'LibraryError', 'StreamError', 'SchemaError')
 
+def _check_time(name: str, v) -> None:
+    "ReportError unless `v` is an ISO 8601 time with its time zone (what the template reads from Kafka by)."
+    from datetime import datetime
+    try: t = v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
+    except ValueError: t = None
+    if t is None or t.tzinfo is None:
+        raise ReportError(f'{name} {str(v)!r}: expected a time in ISO 8601 with its time zone, e.g. 2026-12-01T18:00:00+01:00')
+
 def _report_params(session, **kw) -> dict:
     "The template's parameters; compare as 'A,B' text (papermill passes plain values)."
     if kw.get('compare') is not None: kw['compare'] = ','.join(map(str, parse_laps(kw['compare'])))
+    for k in ('since', 'until'):
+        if kw.get(k) is not None: _check_time(k, kw[k])
     if kw.get('library') is not None: kw['library'] = str(Path(kw['library']).resolve())
     if kw.get('ref_session') is not None:  # the kernel runs in a temporary folder: paths made absolute
         path, _, lap = str(kw['ref_session']).rpartition(':')
@@ -399,7 +409,7 @@ def make_report(session=None, out_dir='reports', *, ref_lap: int | None = None, 
     with tempfile.TemporaryDirectory(prefix='f1twin-report-') as tmp:
         warm = _html_warm_up(Path(tmp))
         t0 = time.perf_counter()
-        try: executed = _run_template(nb, params, Path(tmp), name, timeout, session or session_id)
+        try: executed = _run_template(nb, params, Path(tmp), name, timeout, session or session_id or f'Kafka since {since}')
         finally: warm.join()
         t1 = time.perf_counter()
         page = Path(tmp) / f'{name}.html'

@@ -327,3 +327,10 @@ def test_a_negative_lap_counter_is_an_error_without_numpy_reprs(tmp_path):
     assert 'np.' not in r.stderr
     one_line_error(f1twin('convert', neg, tmp_path / 'neg.ld'), 'CompletedLaps')
     assert not (tmp_path / 'neg.ld').exists()
+
+
+@pytest.mark.parametrize('since', ['yesterday', '2026-12-02T05:00:00'])
+def test_report_since_a_time_that_is_not_one(since):
+    """Was: a kernel started, then 'None: the report failed in its cell 4: ValueError: Invalid isoformat string'."""
+    one_line_error(f1twin('report', '--kafka', '127.0.0.1:1', '--since', since),
+                   f"since '{since}': expected a time in ISO 8601 with its time zone")
