@@ -329,9 +329,7 @@ def _out_folder(out_dir) -> Path:
     if why: raise ReportError(f'{out_dir}: cannot hold the report ({why})')
     return Path(out_dir)
 
-# %% ../nbs/23_report.ipynb #5a1c0b17
-_INPUT_ERRORS = ('SessionFileError', 'LapError', 'ReportError', 'CircuitError', 'LibraryError', 'StreamError', 'SchemaError')
-
+# %% ../nbs/23_report.ipynb #05921b7e
 def _check_time(name: str, v) -> None:
     "ReportError unless `v` is an ISO 8601 time with its time zone (what the template reads from Kafka by)."
     from datetime import datetime
@@ -350,6 +348,9 @@ def _report_params(session, **kw) -> dict:
         path, _, lap = str(kw['ref_session']).rpartition(':')
         kw['ref_session'] = f'{Path(path).resolve()}:{lap}' if path else kw['ref_session']
     return {'session': str(Path(session).resolve()) if session is not None else None, **kw}
+
+# %% ../nbs/23_report.ipynb #5a1c0b17
+_INPUT_ERRORS = ('SessionFileError', 'LapError', 'ReportError', 'CircuitError', 'LibraryError', 'StreamError', 'SchemaError')
 
 # plotly's fig.show() imports nbformat, hence jsonschema, which loads rfc3987_syntax when it is installed (JupyterLab
 # brings it) to check the 'iri' format: it builds 39 grammars, 2 s at each kernel start (python-jsonschema/jsonschema
