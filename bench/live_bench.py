@@ -6,8 +6,9 @@ trail plus car marker -- then sleep 0.1 s; the loop of the design's "Streamlit C
 
 1. latency: a publisher process (f1twin's KafkaPublisher driven by `events.replay` at 1x, every message stamped
    with `timestamp = time.time()` just before `publish`) sends a 333 Hz session as one-sample messages at 10 Hz
-   and at 333 Hz (with the publisher's linger_ms, default 5), and as the collector sends it by default (every
-   sample in a batch every 0.1 s on ac-telemetry-batch, the batch's newest sample on ac-telemetry-live); this
+   and at 333 Hz (with the publisher's linger_ms, default 5), and as the collector sends it by default, recording
+   at 333 Hz and at 10 Hz (`collect --hz 10`: the session resampled): every sample in a batch every 0.1 s on
+   ac-telemetry-batch, the batch's newest sample on ac-telemetry-live; this
    process reads it with a TopicReader on the panel's topics filtered by a fresh car id (`poll(5000,
    timeout_ms=50)`, as LivePanel's feed thread) and feeds `PanelModel.ingest`; latency = the time `ingest`
    returned minus the stamp. Each one-sample run is done twice, with the TopicReader as it is and as it was
@@ -49,6 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from laps_bench import long_session  # noqa: E402
+from f1twin.fakeac import resample_session  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 from f1twin import events, kafka_admin, kafka_publish, kafka_read, messages  # noqa: E402
 from f1twin.live import LivePanel  # noqa: E402
@@ -118,6 +120,7 @@ def publisher_main(cfg: dict):
     "The publisher process: wait for 'go' on stdin, replay `seconds` of a 333 Hz session at 1x, print its stats."
     rows = int((cfg['seconds'] + 0.5) * HZ)
     df = long_session(cfg['seconds'] / 60 + 0.1).iloc[:rows].reset_index(drop=True)
+    if cfg.get('batch_s') and cfg['hz'] < HZ: df = resample_session(df, cfg['hz'])  # a collector recording at hz (--hz)
     pub = kafka_publish.KafkaPublisher(cfg['bootstrap'], linger_ms=cfg['linger_ms'], client_id='f1twin-bench-publisher')
     warm = message_key(cfg['car'] + '-warmup', 'warmup')  # another car: the reader filters it out
     for topic in TOPICS: pub.publish(topic, warm, {'car_id': cfg['car'] + '-warmup', 'session_id': 'warmup'})
@@ -298,7 +301,7 @@ def run_latency(a, bootstrap):
           'same stream read by Kafka\'s own Java consumer, what the broker and machine give; target p99 < 10 ms)')
     print(f"   {'run':<66} {'received':>11} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'> 10 ms':>8} {'> 40 ms':>8}")
     rows = [('f1twin', hz, lg, None, old) for lg in a.linger_ms for hz in a.rates for old in (True, False)]
-    rows += [('f1twin', HZ, 5, b, False) for b in a.batch_s] + [('floor', hz, 5, None, False) for hz in a.rates]
+    rows += [('f1twin', hz, 5, b, False) for b in a.batch_s for hz in a.rates] + [('floor', hz, 5, None, False) for hz in a.rates]
     rows += [('baseline', hz, 0, None, False) for hz in a.baseline_rates]
     for kind, hz, linger, batch_s, old in rows:
         if kind == 'f1twin':

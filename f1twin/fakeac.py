@@ -92,7 +92,9 @@ def resample_session(df: pd.DataFrame, hz: float) -> pd.DataFrame:
     out['packet_id'] = np.arange(len(tau), dtype=np.int64)
     out['session_time_s'] = (tau - t[0]) / 1000
     res = conform(pd.DataFrame(out).assign(rpm=lambda x: x['rpm'].round()), source='resample_session')
-    res.attrs['f1twin'] = {**df.attrs.get('f1twin', {}), 'sample_rate_hz': float(hz), 'track_length_m': length}
+    meta = df.attrs.get('f1twin', {})  # the length measured here, else the one known (a recording without a whole lap)
+    res.attrs['f1twin'] = {**meta, 'sample_rate_hz': float(hz),
+                           'track_length_m': float(length) if np.isfinite(length) and length > 0 else meta.get('track_length_m')}
     return res
 
 # %% ../nbs/05_fakeac.ipynb #3e719642

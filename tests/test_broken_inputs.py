@@ -334,3 +334,12 @@ def test_report_since_a_time_that_is_not_one(since):
     """Was: a kernel started, then 'None: the report failed in its cell 4: ValueError: Invalid isoformat string'."""
     one_line_error(f1twin('report', '--kafka', '127.0.0.1:1', '--since', since),
                    f"since '{since}': expected a time in ISO 8601 with its time zone")
+
+
+def test_fake_ac_replays_a_recording_without_a_whole_lap(tmp_path):
+    """Was: SchemaError 'track_length_m: expected a positive number (or null), got nan' (resample_session measured
+    no lap length and stored NaN), so bench/collector_bench.py and `f1twin fake-ac` of a short recording crashed."""
+    short = tmp_path / 'short.csv'
+    pd.read_csv(A).iloc[:50].to_csv(short, index=False)
+    r = f1twin('fake-ac', short, '--dir', tmp_path / 'pages', '--speed', '50', '--hz', '20')
+    assert r.returncode == 0 and 'fake AC: wrote 100 packets' in r.stderr, r.stderr
