@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = warnings.formatwarning  # a warning about the input reads as one line, as an error does; put back on return
     if not args.debug: warnings.formatwarning = _one_line_warning
     try:
+        if getattr(args, 'config', None): _check_config(args.config)
         return args.func(args)
     except F1twinError as e:
         print(f'f1twin: error: {e}', file=sys.stderr)
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         return _unexpected(e, args.debug)
     finally: warnings.formatwarning = shown
+
+def _check_config(path) -> None:
+    "A settings file given with --config is read and checked whatever the command (one that uses none would ignore it)."
+    from f1twin.settings import Settings
+    Settings.load(path)  # (with the environment: a [kafka] table may take its address from F1TWIN_KAFKA)
 
 def _unexpected(e: Exception, debug: bool) -> int:
     if debug: traceback.print_exc()

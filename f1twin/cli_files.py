@@ -68,9 +68,9 @@ def kafka_from_args(args):
 def cmd_config(args) -> int:
     "Print the settings the commands run with (the settings file, the environment, the options given), as a settings file."
     from f1twin.settings import config_path
-    file = config_path(getattr(args, 'config', None))
+    file, s = config_path(getattr(args, 'config', None)), settings_from_args(args)
     print(f"# f1twin settings: the defaults < {file or 'no settings file'} < the environment < the options given")
-    print(settings_from_args(args).to_toml(), end='')
+    print(s.to_toml(), end='')
     return 0
 
 def _config_parser(sub):

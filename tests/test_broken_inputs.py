@@ -342,4 +342,14 @@ def test_fake_ac_replays_a_recording_without_a_whole_lap(tmp_path):
     short = tmp_path / 'short.csv'
     pd.read_csv(A).iloc[:50].to_csv(short, index=False)
     r = f1twin('fake-ac', short, '--dir', tmp_path / 'pages', '--speed', '50', '--hz', '20')
-    assert r.returncode == 0 and 'fake AC: wrote 100 packets' in r.stderr, r.stderr
+    assert r.returncode == 0 and 'fake AC: 100 packets at 20 Hz' in r.stderr and '1 loop(s)' in r.stderr, r.stderr  # (a loaded
+    # machine skips some of them: the game's clock is kept, not every packet)
+
+
+def test_a_settings_file_given_to_any_command_is_checked(tmp_path):
+    """Was: `f1twin laps S --config missing.toml` (or a file with a typo) silently ignored: laps uses no setting."""
+    one_line_error(f1twin('laps', A, '--config', tmp_path / 'missing.toml'), 'missing.toml: no such settings file')
+    (tmp_path / 'typo.toml').write_text('record_hs = 100\n')
+    one_line_error(f1twin('--config', tmp_path / 'typo.toml', 'info', A), "typo.toml: unknown setting 'record_hs'")
+    r = f1twin('config', '--config', tmp_path / 'typo.toml')
+    assert r.returncode == 2 and r.stdout == '', 'no header printed before the error'
