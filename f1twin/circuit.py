@@ -268,6 +268,8 @@ def _gapped(mx: np.ndarray, my: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _one_lap(df: pd.DataFrame, lap: int) -> pd.DataFrame:
     "The samples of lap `lap` with `lap` and `distance`, from a session split into laps or not (only the lap's rows copied)."
+    if isinstance(lap, (bool, np.bool_)) or not isinstance(lap, (int, np.integer)):
+        raise CircuitError(f'lap must be a whole lap number, got {lap!r} ({type(lap).__name__})')
     split = _lap_arrays(df)
     if split is None:
         raise CircuitError(f'lap={lap}: this frame has no lap information (a lap column, or the columns to split '

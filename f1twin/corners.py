@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from .schema import F1twinError
-from .laps import CHANNELS, LapError, lap_bounds, lap_samples, lap_table, on_grid, common_anchors, representative_laps
+from .laps import CHANNELS, LapError, check_lap, check_step, complete_laps, lap_bounds, lap_samples, lap_table, on_grid, common_anchors, representative_laps
 
 # %% auto #0
 __all__ = ['TRACK_CORNERS', 'MIN_DROP_KMH', 'MIN_TURN_DEG', 'BRAKE_ON', 'FULL_THROTTLE', 'TURN_IN', 'LapGrid', 'find_corners',
@@ -17,12 +17,10 @@ __all__ = ['TRACK_CORNERS', 'MIN_DROP_KMH', 'MIN_TURN_DEG', 'BRAKE_ON', 'FULL_TH
 class LapGrid:
     "Laps on one distance grid: `channel(name)` is a (laps x points) array; `dist` the grid (m); `laps` the lap numbers."
     def __init__(self, df: pd.DataFrame, laps=None, ref=None, step: float = 2.0):
-        b = lap_bounds(df)
+        b, step = lap_bounds(df), check_step(step)
         full = b[~b['partial'] & b['lap_time_ms'].notna()]
-        laps = full['lap'].tolist() if laps is None else list(laps)
+        laps = full['lap'].tolist() if laps is None else complete_laps(laps, full)
         if not laps: raise LapError('no complete timed lap to analyse')
-        odd = [n for n in laps if n not in set(full['lap'])]
-        if odd: raise LapError(f"lap {odd[0]} is not a complete timed lap; complete timed laps: {full['lap'].tolist()}")
         samples = {n: lap_samples(_narrow(df), n, b) for n in laps}  # each lap copies only what the grid reads
         self.ref_lap = _ref_samples(df, ref, samples, full, b)
         self.anchors = common_anchors(list(samples.values()))
@@ -46,9 +44,14 @@ def _narrow(df: pd.DataFrame) -> pd.DataFrame:
 def _ref_samples(df, ref, samples: dict, full: pd.DataFrame, bounds: pd.DataFrame) -> pd.DataFrame:
     "The reference lap's samples: `ref` as a lap number of `df` or (session, lap); default the session's best lap."
     if ref is None: ref = int(full.loc[full['lap_time_ms'].idxmin(), 'lap'])
-    if isinstance(ref, tuple): return lap_samples(_narrow(ref[0]), ref[1], bounds if ref[0] is df else lap_bounds(ref[0]))
-    if ref in samples: return samples[ref]
-    return lap_samples(_narrow(df), int(ref), bounds)
+    if isinstance(ref, tuple): lap = lap_samples(_narrow(ref[0]), ref[1], bounds if ref[0] is df else lap_bounds(ref[0]))
+    else:
+        n = check_lap(ref, 'ref')
+        lap = samples[n] if n in samples else lap_samples(_narrow(df), n, bounds)
+    if lap.attrs['partial'] or not np.isfinite(lap.attrs['lap_time_ms']):  # (the out-lap: every corner 'lost' seconds)
+        which = f"complete timed laps: {full['lap'].tolist()}" if not isinstance(ref, tuple) else 'give a complete timed lap of that session'
+        raise LapError(f"reference: lap {lap.attrs['lap']} is not a complete timed lap; {which}")
+    return lap
 
 # %% ../nbs/14_corners.ipynb #410bdc93
 TRACK_CORNERS: dict[str, tuple[tuple[str, float], ...]] = {

@@ -11,9 +11,10 @@ from .schema import F1twinError
 from .laprules import lap_starts, session_time_ms, restarts, recording_order, format_lap_time, sector_ends, mend_lap_counter, row_text
 
 # %% auto #0
-__all__ = ['CHANNELS', 'LapError', 'prepare_session', 'split_runs', 'lap_bounds', 'split_laps', 'session_meta_length',
-           'lap_table', 'representative_laps', 'sector_table', 'theoretical_best_ms', 'consistency', 'lap_samples',
-           'split_anchors', 'on_grid', 'common_anchors', 'distance_grid', 'compare_laps']
+__all__ = ['CHANNELS', 'LapError', 'prepare_session', 'session_frame', 'check_lap', 'check_step', 'split_runs', 'lap_bounds',
+           'split_laps', 'session_meta_length', 'lap_table', 'representative_laps', 'sector_table',
+           'theoretical_best_ms', 'consistency', 'lap_samples', 'split_anchors', 'on_grid', 'common_anchors',
+           'complete_laps', 'distance_grid', 'compare_laps']
 
 # %% ../nbs/13_laps.ipynb #f97e77f1
 class LapError(F1twinError, ValueError):
@@ -48,7 +49,7 @@ def _negative_times(df: pd.DataFrame) -> list[str]:
 
 def prepare_session(df: pd.DataFrame) -> pd.DataFrame:
     "The session without duplicate samples, in recording order, its lap counter's glitches mended; a warning says what was fixed."
-    if len(df) == 0: raise LapError('empty session: no samples')
+    session_frame(df)
     dup = _duplicates(df, [c for c in df.columns if c not in ('packet_id', 'session_time_s')])
     out = df[~dup].reset_index(drop=True) if dup.any() else df
     order, notes = recording_order(out)
@@ -65,8 +66,32 @@ def prepare_session(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 # %% ../nbs/13_laps.ipynb #4feac167
+_RULE_COLUMNS = ('completed_laps', 'current_lap_time_ms', 'last_lap_time_ms', 'sector', 'last_sector_time_ms',
+                 'session_time_s', 'distance_total', 'normalized_position')
+
+def session_frame(df) -> pd.DataFrame:
+    "`df` if it is a session frame with samples and the columns the lap rules read, else a LapError saying what it is."
+    if not isinstance(df, pd.DataFrame): raise LapError(f'expected a session frame (f1twin.io.load_session), got {type(df).__name__}')
+    missing = [c for c in _RULE_COLUMNS if c not in df.columns]
+    if missing: raise LapError(f"not a session frame: no column {', '.join(missing)} (a frame from f1twin.io.load_session has them)")
+    if len(df) == 0: raise LapError('empty session: no samples')
+    return df
+
+def check_lap(x, name: str = 'lap') -> int:
+    "`x` as a lap number, or a LapError: a whole number (not text, not True, not 2.5)."
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise LapError(f'{name} must be a whole lap number, got {x!r} ({type(x).__name__})')
+    return int(x)
+
+def check_step(step) -> float:
+    "`step` as metres between grid points, or a LapError: a finite number above 0."
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, float, np.number)) or not 0 < step < np.inf:
+        raise LapError(f'step must be metres above 0, got {step!r}')
+    return float(step)
+
 def split_runs(df: pd.DataFrame) -> list[pd.DataFrame]:
     "The session cut at each restart: one frame per run, each with its own session clock from zero."
+    session_frame(df)
     cuts = np.r_[0, restarts(df), len(df)]
     runs = []
     for a, b in zip(cuts[:-1], cuts[1:]):
@@ -77,7 +102,10 @@ def split_runs(df: pd.DataFrame) -> list[pd.DataFrame]:
     return runs
 
 def _single_run(df: pd.DataFrame) -> pd.DataFrame:
-    r = restarts(df)
+    r = restarts(session_frame(df))
+    if len(r) and recording_order(df)[0] is not None:
+        raise LapError('the samples are out of order (the distance travelled goes back): put them back in order with '
+                       'laps.prepare_session(df) first')
     if len(r):
         done = df['completed_laps'].to_numpy()
         raise LapError(f'the session restarts at row {r[0]} (lap counter {done[r[0] - 1]} -> {done[r[0]]}): '
@@ -255,6 +283,7 @@ CHANNELS = ('speed_kmh', 'throttle', 'brake', 'gear', 'steering', 'rpm', 'car_x'
 
 def lap_samples(df: pd.DataFrame, lap: int, bounds: pd.DataFrame | None = None) -> pd.DataFrame:
     "The samples of one lap with lap-relative `distance`, its line-to-line length and time in `attrs`."
+    lap = check_lap(lap)
     b = (lap_bounds(df) if bounds is None else bounds).set_index('lap')
     if lap not in b.index: raise LapError(f'no lap {lap} in this session; laps: {b.index.tolist()}')
     row = b.loc[lap] if b.index.is_unique else b.loc[[lap]].iloc[-1]
@@ -289,6 +318,9 @@ def _warp(d: np.ndarray, own: np.ndarray, common: np.ndarray) -> np.ndarray:
 
 def on_grid(lap: pd.DataFrame, grid: np.ndarray, anchors: np.ndarray) -> pd.DataFrame:
     "One lap's channels and elapsed time at `grid` (m), its timing lines stretched onto `anchors` (m)."
+    missing = [c for c in CHANNELS if c not in lap.columns]
+    if missing: raise LapError(f"lap {lap.attrs.get('lap', '')}: no column {', '.join(missing)} to put on the grid "
+                               f"(the channels: {', '.join(CHANNELS)})")
     own_d, own_t = split_anchors(lap)
     common = anchors if len(own_d) == len(anchors) else anchors[[0, -1]]
     if len(common) != len(own_d): own_d, own_t = own_d[[0, -1]], own_t[[0, -1]]
@@ -308,11 +340,18 @@ def common_anchors(laps: list[pd.DataFrame]) -> np.ndarray:
     n = max(len(a) for a in own)
     return np.median(np.vstack([a for a in own if len(a) == n]), axis=0)
 
+def complete_laps(laps, full: pd.DataFrame) -> list[int]:
+    "`laps` (a lap number or several) checked against `full`, the complete timed laps of `lap_bounds`; LapError naming them."
+    laps = [check_lap(n) for n in ([laps] if isinstance(laps, (int, np.integer)) else laps)]
+    odd = [n for n in laps if n not in set(full['lap'])]
+    if odd: raise LapError(f"lap {odd[0]} is not a complete timed lap; complete timed laps: {full['lap'].tolist()}")
+    return laps
+
 def distance_grid(df: pd.DataFrame, step: float = 5.0, laps=None) -> pd.DataFrame:
     "Every complete lap (or `laps`) on one distance grid of `step` metres: a long frame indexed by (lap, distance)."
-    b = lap_bounds(df)
+    b, step = lap_bounds(df), check_step(step)
     full = b[~b['partial'] & b['lap_time_ms'].notna()]
-    if laps is None: laps = full['lap'].tolist()
+    laps = full['lap'].tolist() if laps is None else complete_laps(laps, full)
     if not len(laps): raise LapError('no complete timed lap to put on a distance grid')
     samples = {n: lap_samples(df, n, b) for n in laps}  # one iteration per lap, vectorised within the lap
     anchors = common_anchors(list(samples.values()))
@@ -337,7 +376,7 @@ def _same_track(ref: pd.DataFrame, cmp: pd.DataFrame) -> None:
 
 def compare_laps(reference, other, step: float = 2.0) -> pd.DataFrame:
     "Two laps on one distance grid: `{channel}_ref`, `{channel}_cmp`, elapsed times and `delta_s` (positive = other slower)."
-    ref, cmp = _lap_arg(reference, 'reference'), _lap_arg(other, 'other')
+    step, (ref, cmp) = check_step(step), (_lap_arg(reference, 'reference'), _lap_arg(other, 'other'))
     for x, name in ((ref, 'reference'), (cmp, 'other')):
         if x.attrs['partial'] or not np.isfinite(x.attrs['lap_time_ms']):
             raise LapError(f"{name}: lap {x.attrs['lap']} is not a complete timed lap; compare complete laps")

@@ -353,3 +353,48 @@ def test_a_settings_file_given_to_any_command_is_checked(tmp_path):
     one_line_error(f1twin('--config', tmp_path / 'typo.toml', 'info', A), "typo.toml: unknown setting 'record_hs'")
     r = f1twin('config', '--config', tmp_path / 'typo.toml')
     assert r.returncode == 2 and r.stdout == '', 'no header printed before the error'
+
+
+def api_cases():
+    """Calls a notebook user makes with plausible mistakes (a helper's sweep of the API): (call, error, its message)."""
+    import f1twin.circuit as CI
+    import f1twin.corners as C
+    import f1twin.laps as L
+    from f1twin.circuit import CircuitError
+    from f1twin.laps import LapError
+    s = load_session(A)
+    empty = s[s['completed_laps'] == 9]
+    return {
+        # was: a normal-looking table, every lap 'losing' 40 s against the out-lap
+        'corners against the out-lap': (lambda: C.corner_table(s, ref=0), LapError, 'reference: lap 0 is not a complete timed lap'),
+        'corners against the last, partial lap': (lambda: C.corner_table(s, ref=5), LapError, 'reference: lap 5 is not'),
+        'a filter that matched nothing': (lambda: L.lap_table(empty), LapError, 'empty session: no samples'),  # was IndexError
+        'corners of nothing': (lambda: C.corner_table(empty), LapError, 'empty session: no samples'),
+        'shuffled samples': (lambda: L.lap_table(s.sample(frac=1, random_state=0)), LapError,
+                             'out of order'),  # was '1704 runs in one frame' (restarts)
+        'a lap number as text': (lambda: L.compare_laps((s, 1), (s, '2')), LapError, "lap must be a whole lap number, got '2'"),
+        'a lap number as text, map': (lambda: CI.circuit_map(s, lap='2'), CircuitError, 'lap must be a whole lap number'),
+        'a step of 0': (lambda: L.compare_laps((s, 1), (s, 2), step=0), LapError, 'step must be metres above 0'),  # was ValueError
+        'a negative step': (lambda: L.distance_grid(s, step=-5), LapError, 'step must be metres above 0'),  # was an empty grid
+        'the out-lap on the grid': (lambda: L.distance_grid(s, laps=[0]), LapError, 'lap 0 is not a complete timed lap'),
+        'no positions to compare': (lambda: L.compare_laps((s.drop(columns=['car_x', 'car_z']), 1), (s, 2)), LapError,
+                                    'no column car_x, car_z'),  # was KeyError
+        'a frame without a lap rule column': (lambda: L.prepare_session(s.drop(columns=['last_lap_time_ms'])), LapError,
+                                              'not a session frame: no column last_lap_time_ms'),
+        'a file name for a frame': (lambda: L.lap_table('x.csv'), LapError, 'expected a session frame'),
+    }
+
+
+@pytest.mark.parametrize('case', list(api_cases()))
+def test_api_mistakes_are_clear_errors(case):
+    call, error, said = api_cases()[case]
+    with pytest.raises(error, match=said.replace('(', r'\(').replace("'", "'")):
+        call()
+
+
+def test_a_single_lap_number_is_taken_where_laps_are():
+    from f1twin.corners import corner_table
+    from f1twin.laps import distance_grid
+    s = load_session(A)
+    assert distance_grid(s, laps=2).index.get_level_values('lap').unique().tolist() == [2]
+    assert corner_table(s, laps=2)['lap'].unique().tolist() == [2]
