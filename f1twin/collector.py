@@ -301,19 +301,22 @@ def _tune_interpreter():
         if not frozen: gc.unfreeze()  # objects frozen before the collector ran stay frozen
     return restore
 
+_NOT_LIVE = {shm.AC_OFF: 'off (in its menus, or no session)', shm.AC_PAUSE: 'paused', shm.AC_REPLAY: 'showing a replay'}
+
 class Recording:
     "The sessions of one run: each LIVE packet into the current session, new sessions at restarts, packet counts."
     def __init__(self, cfg: CollectorConfig, publisher: KafkaPublisher | None):
         self.cfg, self.publisher = cfg, publisher
         self.summary = CollectorSummary(kafka_bootstrap=str(cfg.kafka) if cfg.kafka else None)
         self.session: SessionRecorder | None = None
-        self.counter, self._rule, self._last = PacketCounter(), LapRule(), None
+        self.counter, self._rule, self._last, self._status = PacketCounter(), LapRule(), None, shm.AC_LIVE
         self._disk = ThreadPoolExecutor(1, thread_name_prefix='f1twin-disk')
 
     def add(self, p: shm.Physics, g: shm.Graphics, static, now: float, polled: float) -> None:
         "Record LIVE physics step `p` with graphics page `g`; `static()` reads the static page when a session starts."
         pid = p.packetId
         if pid == self._last: return
+        self._status = shm.AC_LIVE
         rec = shm.to_record_fields(p, g)
         if self.session is None: self._start(static(), now, fresh=True)
         rec['session_id'] = self.session.session_id  # what the rule compares with the previous record
@@ -340,6 +343,9 @@ class Recording:
         "The game is not LIVE (paused, replay, OFF): no packet counts as missed, and OFF ends the session; True if it did."
         self._last = None
         self.counter.reset()
+        if status != self._status:  # said once per change: a collector started in the game's menus does not stay silent
+            self._status = status
+            log.info('the game is %s: recording when it is live again', _NOT_LIVE.get(status, f'in status {status}'))
         if status != shm.AC_OFF or self.session is None: return False
         log.info('the game left the session (status OFF)')
         self.end()

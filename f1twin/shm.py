@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_shm.ipynb #61a6a22d
 from __future__ import annotations
-import ctypes, functools, mmap, os, re, struct, sys, time
+import ctypes, functools, mmap, os, re, stat, struct, sys, time
 from ctypes import c_float, c_int32, c_uint16, sizeof
 from enum import IntEnum
 from pathlib import Path
@@ -309,7 +309,9 @@ def _open_page_file(path: Path, size: int):
     except FileNotFoundError: return None, f'{path.name} missing'
     except OSError as e: return None, f'{path.name} cannot be opened ({e.strerror})'
     try:
-        have = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode): return None, f'{path.name} is not a file'  # (a folder opens, and fails every read)
+        have = st.st_size
         if have < size: return None, f'{path.name} has {have} bytes, expected {size} (still being created, or cut short)'
         if PREAD:
             page, fd = FilePage(path, size, fd), -1  # the page owns the descriptor now

@@ -398,3 +398,31 @@ def test_a_single_lap_number_is_taken_where_laps_are():
     s = load_session(A)
     assert distance_grid(s, laps=2).index.get_level_values('lap').unique().tolist() == [2]
     assert corner_table(s, laps=2)['lap'].unique().tolist() == [2]
+
+
+def blank_game(folder):
+    """Pages of a game in its menus: a static page with a track, physics and graphics all zeros (status OFF)."""
+    from f1twin import shm
+    folder.mkdir()
+    st = shm.Static()
+    st.trackSPlineLength = 5793.0
+    shm.write_pages(folder, shm.Physics(), shm.Graphics(), st)
+    return folder
+
+
+def test_collect_with_a_page_that_is_a_folder_waits_politely(tmp_path):
+    """Was: 67,240 'the game closed its shared memory ... waiting' lines in 6 s (a folder opens, then every read fails)."""
+    pages = blank_game(tmp_path / 'pages')
+    (pages / 'acpmf_physics').unlink()
+    (pages / 'acpmf_physics').mkdir()
+    r = f1twin('collect', '--dir', pages, '--out', tmp_path / 'rec', '--duration', '1')
+    assert r.returncode == 2 and r.stderr.splitlines()[-1].startswith('f1twin: error: ') and 'acpmf_physics is not a file' in r.stderr
+    r = f1twin('collect', '--dir', pages, '--out', tmp_path / 'rec', '--duration', '1.5', '--wait')
+    assert r.returncode == 0 and r.stderr.count('acpmf_physics is not a file') == 1 and len(r.stderr.splitlines()) < 6, r.stderr
+
+
+def test_collect_says_when_the_game_is_not_live(tmp_path):
+    """Was: silence until the end (a collector started while the game is in its menus)."""
+    pages = blank_game(tmp_path / 'pages')
+    r = f1twin('collect', '--dir', pages, '--out', tmp_path / 'rec', '--duration', '1.5')
+    assert r.returncode == 0 and r.stderr.count('the game is off (in its menus, or no session): recording when it is live') == 1, r.stderr
