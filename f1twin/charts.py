@@ -54,7 +54,8 @@ def speed_histogram(df: pd.DataFrame, bin_kmh: float = 10.0, lap: int | None = N
     v = _select_lap(df, lap)['speed_kmh'].to_numpy(np.float64)
     v = v[np.isfinite(v)]
     if not len(v): raise CircuitError('speed_histogram: no sample with a speed')
-    edges = np.arange(math.floor(v.min() / bin_kmh) * bin_kmh, v.max() + bin_kmh, bin_kmh)
+    lo, hi = math.floor(v.min() / bin_kmh) * bin_kmh, (math.floor(v.max() / bin_kmh) + 1) * bin_kmh
+    edges = np.arange(lo, hi + bin_kmh / 2, bin_kmh)  # at least one band (a car that never moved: 0-10 km/h)
     counts, edges = np.histogram(v, edges)
     centres = (edges[:-1] + edges[1:]) / 2
     pct = counts / len(v) * 100

@@ -426,3 +426,10 @@ def test_collect_says_when_the_game_is_not_live(tmp_path):
     pages = blank_game(tmp_path / 'pages')
     r = f1twin('collect', '--dir', pages, '--out', tmp_path / 'rec', '--duration', '1.5')
     assert r.returncode == 0 and r.stderr.count('the game is off (in its menus, or no session): recording when it is live') == 1, r.stderr
+
+
+def test_time_at_speed_of_a_car_that_never_moved():
+    """Was: 'zero-size array to reduction operation maximum' (one bin edge), so the report failed in its cell 18."""
+    from f1twin.charts import speed_histogram
+    fig = speed_histogram(load_session(A).assign(speed_kmh=0.0))
+    assert list(fig.data[0].x) == [5.0] and list(fig.data[0].y) == [100.0]
