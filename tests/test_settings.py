@@ -129,7 +129,8 @@ def load_error(tmp_path, text, **kw) -> str:
 def test_errors_name_the_field_where_it_came_from_and_what_was_expected(clean_env, tmp_path):
     assert "unknown setting 'record_hs'; the settings are kafka, car_id" in load_error(tmp_path, 'record_hs = 100')
     assert "unknown setting 'kafka.bootstap'" in load_error(tmp_path, '[kafka]\nbootstap = "k:1"')
-    assert 'record_hz must be samples a second, a number > 0' in load_error(tmp_path, 'record_hz = -5')
+    assert 'record_hz must be samples a second, a number in (0, 333]' in load_error(tmp_path, 'record_hz = -5')
+    assert 'got 1000000000.0' in load_error(tmp_path, 'record_hz = 1e9')  # (was accepted: 'recording at 1e+09 Hz')
     assert "fps must be the live panel's frames a second, a number in (0, 25]; got 100" in load_error(tmp_path, 'fps = 100')
     assert 'car_id must be' in load_error(tmp_path, 'car_id = "a/b"')
     assert 'not a TOML file' in load_error(tmp_path, 'car_id = rig')
