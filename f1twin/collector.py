@@ -339,18 +339,6 @@ class Recording:
         log.info('recording session %s (%s, %s) into %s', self.session.session_id, self.session.meta.track,
                  self.session.meta.car, self.session.writer.path)
 
-    def not_live(self, status) -> bool:
-        "The game is not LIVE (paused, replay, OFF): no packet counts as missed, and OFF ends the session; True if it did."
-        self._last = None
-        self.counter.reset()
-        if status != self._status:  # said once per change: a collector started in the game's menus does not stay silent
-            self._status = status
-            log.info('the game is %s: recording when it is live again', _NOT_LIVE.get(status, f'in status {status}'))
-        if status != shm.AC_OFF or self.session is None: return False
-        log.info('the game left the session (status OFF)')
-        self.end()
-        return True
-
     def periodic(self, now: float) -> None:
         if self.session is not None: self.session.flush_due(now)
 
@@ -373,6 +361,22 @@ class Recording:
         try: self.end()
         finally: self._disk.shutdown()
         return self.summary
+
+# %% ../nbs/12_collector.ipynb #073b7efe
+from fastcore.basics import patch
+
+@patch
+def not_live(self: Recording, status) -> bool:
+    "The game is not LIVE (paused, replay, OFF): no packet counts as missed, and OFF ends the session; True if it did."
+    self._last = None
+    self.counter.reset()
+    if status != self._status:  # said once per change: a collector started in the game's menus does not stay silent
+        self._status = status
+        log.info('the game is %s: recording when it is live again', _NOT_LIVE.get(status, f'in status {status}'))
+    if status != shm.AC_OFF or self.session is None: return False
+    log.info('the game left the session (status OFF)')
+    self.end()
+    return True
 
 # %% ../nbs/12_collector.ipynb #e4c7ae42
 def wait_for_pages(source, stop: threading.Event, deadline: float = math.inf, poll_s: float = 0.5,
