@@ -139,10 +139,9 @@ def _lap_starts(df: pd.DataFrame) -> np.ndarray:
     near = np.abs(t[wraps][:, None] - t[counted][None, :]).min(axis=1) < 1.0 if len(counted) else np.zeros(len(wraps), bool)
     return np.union1d(counted, wraps[~near])  # a wrap next to a counter change is the same crossing
 
-def _lap_numbers(done: np.ndarray, first: np.ndarray, starts: np.ndarray, counted: np.ndarray) -> np.ndarray:
+def _lap_numbers(done: np.ndarray, first: np.ndarray, out_lap: np.ndarray) -> np.ndarray:
     "The game's number of each lap (its counter + 1; an out-lap's: the counter), or numbers in order where the game's repeat."
-    stayed = np.r_[done[starts] == done[first[:-1]], False]  # the clock reset and the counter stayed: an untimed crossing
-    lap = np.where(stayed & ~counted, done[first], done[first] + 1)
+    lap = np.where(out_lap, done[first], done[first] + 1)
     if len(np.unique(lap)) < len(lap):
         twice = np.unique(lap[np.r_[False, np.diff(np.sort(lap)) == 0]])
         warnings.warn(f"the game's lap counter gives more than one lap the number {', '.join(map(str, twice))} (its lap clock "
@@ -160,7 +159,8 @@ def lap_bounds(df: pd.DataFrame) -> pd.DataFrame:
     done = df['completed_laps'].to_numpy(np.int64)
     ended = np.r_[np.ones(len(starts), bool), False]
     counted = ended & (np.r_[done[starts], -1] == done[first] + 1)
-    lap = _lap_numbers(done, first, starts, counted)
+    out_lap = np.r_[done[starts] == done[first[:-1]], False]  # ended by a clock reset the counter did not follow: untimed
+    lap = _lap_numbers(done, first, out_lap)
     start_s = _crossing_s(df, first)
     step = _sample_step_ms(df)
     clock0, pos0 = df['current_lap_time_ms'].iloc[0], df['normalized_position'].iloc[0]
@@ -182,7 +182,7 @@ def lap_bounds(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({'lap': lap, 'first': first, 'last': last, 'ended': ended, 'counted': counted,
                          'partial': ~at_line | ~ends_at_line, 'lap_time_ms': lap_ms,
                          'timing': np.where(np.isfinite(game), 'game', np.where(use_derived, 'derived', '')),
-                         'start_s': start_s, 'line_m': line, 'length_m': np.r_[np.diff(line), np.nan]})
+                         'start_s': start_s, 'line_m': line, 'length_m': np.r_[np.diff(line), np.nan], 'out_lap': out_lap})
 
 # %% ../nbs/13_laps.ipynb #55f39fca
 def split_laps(df: pd.DataFrame, bounds: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -234,9 +234,7 @@ def lap_table(df: pd.DataFrame) -> pd.DataFrame:
     col = lambda c: df[c].to_numpy()
     pit_lane = col('in_pit_lane').astype(bool)
     ended = b['ended'].to_numpy()
-    done = col('completed_laps')
-    stayed = np.r_[done[first[1:]] == done[first[:-1]], False]  # an untimed crossing: the lap before it is an out-lap
-    kind = np.where((~b['counted'].to_numpy() & ended & stayed) | pit_lane[first], 'out',
+    kind = np.where(b['out_lap'].to_numpy() | pit_lane[first], 'out',
                     np.where(pit_lane[b['last'].to_numpy()] & ended, 'in', 'flying'))
     t = pd.DataFrame({
         'lap': b['lap'].to_numpy(), 'lap_time_ms': b['lap_time_ms'].to_numpy(), 'kind': kind,
