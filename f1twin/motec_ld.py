@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_motec_ld.ipynb #a10d929f
 from __future__ import annotations
-import csv, io as _io, json, os, re, tempfile, warnings
+import csv, io as _io, json, os, re, warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime, timezone
