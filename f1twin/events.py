@@ -142,15 +142,18 @@ class LiveSender:
         return {'columns': record_columns(batch)}
 
     def _send_due(self, t: float) -> None:
-        "The batch, with a one-sample message of its newest sample if that is due; both made first, then sent together."
+        """The batch, with a one-sample message of its newest sample if that is due; both made first, then sent together
+        (the batch first: it carries every sample, and a reader of batches should not wait for the other)."""
         batch, newest = None, None
         if self.batch_s is not None:
             self._due = _next(self._due, t, self.batch_s)
             newest, batch = self.samples[-1], self._take()
+        live = None
         if t >= self._live_at:
             self._live_at = _next(self._live_at, t, self.live_dt)
-            self._send(TELEMETRY_LIVE.name, live_message(newest if newest is not None else self._last))
+            live = live_message(newest if newest is not None else self._last)
         if batch is not None: self._send(TELEMETRY_BATCH.name, batch)
+        if live is not None: self._send(TELEMETRY_LIVE.name, live)
 
     def _send(self, topic: str, value: dict) -> None:
         self.send(topic, value)

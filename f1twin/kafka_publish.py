@@ -296,7 +296,7 @@ class _Delivery(threading.Thread):
         elif done and not retry: self.link.up(self.buf.dropped_total())
 
     def run(self):
-        backoff, last_sent = 0.2, 0.0
+        backoff, last_sent, busy = 0.2, 0.0, False  # busy: the last batch came within a linger of the one before
         try:
             while not (self.closing and (self.buf.n_pending == 0 or time.monotonic() >= self.deadline)):
                 if self.producer is None:
@@ -309,12 +309,14 @@ class _Delivery(threading.Thread):
                     self.wake.wait(0.2)
                     self.wake.clear()
                 else:
-                    # linger only while messages come fast (the last batch left less than a linger ago): a steady 333 Hz
-                    # stream goes in batches (less CPU), a 10 Hz stream or a lone lap event at once (less latency)
-                    if self.linger and time.monotonic() - last_sent < self.linger and \
-                            self.buf.n_pending < self.max_batch and not self.closing: time.sleep(self.linger)
+                    # linger only in a stream (this batch and the one before each came within a linger of the last):
+                    # a steady 333 Hz stream goes in batches (less CPU); a 10 Hz stream, a lone lap event, or the
+                    # collector's batch with its one-sample message (two at once, every 0.1 s) at once (less latency)
+                    quick = time.monotonic() - last_sent < self.linger
+                    if self.linger and quick and busy and self.buf.n_pending < self.max_batch and not self.closing:
+                        time.sleep(self.linger)
                     batch = self.buf.take(self.max_batch)
-                    if batch: self._deliver(batch); last_sent = time.monotonic()
+                    if batch: self._deliver(batch); last_sent, busy = time.monotonic(), quick
         except Exception as e:  # a bug here must not go unnoticed, nor crash the caller
             _log.error(f'the Kafka publisher thread stopped unexpectedly ({type(e).__name__}: {e}); '
                        'messages are no longer delivered', exc_info=True)

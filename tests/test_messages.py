@@ -260,7 +260,8 @@ def test_a_malformed_batch_is_invalid_never_an_exception():
 
 def test_live_sender_every_sample_once_in_order_at_steady_rates():
     """At 333 Hz with the collector's default (a batch every 0.1 s): every sample once, in order, ~10 batches and ~10
-    one-sample messages a second, each one-sample message the newest sample of a batch sent with it."""
+    one-sample messages a second, each one-sample message the newest sample of the batch sent just before it (the batch
+    first: a reader of batches never waits for the one-sample message)."""
     fast = resample_session(load_session(sample_session_path()).iloc[:600], 333)
     sent = []
     s = LiveSender(lambda topic, value: sent.append((topic, value)), batch_s=0.1)
@@ -272,10 +273,11 @@ def test_live_sender_every_sample_once_in_order_at_steady_rates():
     assert ids.tolist() == fast["packet_id"].tolist()
     span = fast["session_time_s"].iloc[-1] - fast["session_time_s"].iloc[0]
     assert abs(len(batches) - 10 * span) <= 2 and abs(s.sent[TELEMETRY_LIVE.name] - 10 * span) <= 2
-    for i, (topic, value) in enumerate(sent[:-1]):
+    assert sent[0][0] == TELEMETRY_BATCH.name
+    for i, (topic, value) in enumerate(sent[1:], 1):
         if topic == TELEMETRY_LIVE.name:
-            nxt = sent[i + 1]
-            assert nxt[0] == TELEMETRY_BATCH.name and batch_arrays(nxt[1]["columns"])["packet_id"][-1] == value["packet_id"]
+            prev = sent[i - 1]
+            assert prev[0] == TELEMETRY_BATCH.name and batch_arrays(prev[1]["columns"])["packet_id"][-1] == value["packet_id"]
     quiet = LiveSender(lambda topic, value: sent.append((topic, value)), batch_s=0.1)
     quiet.add(fast.iloc[0].to_dict(), 0.0)  # the first sample goes at once
     quiet.add(fast.iloc[1].to_dict(), 0.01)
@@ -283,7 +285,8 @@ def test_live_sender_every_sample_once_in_order_at_steady_rates():
     quiet.due(0.05)
     assert len(sent) == n, "not yet due"
     quiet.due(0.2)
-    assert sent[-1][0] == TELEMETRY_BATCH.name and len(batch_samples({"columns": sent[-1][1]["columns"]})) == 1
+    assert [t for t, _ in sent[-2:]] == [TELEMETRY_BATCH.name, TELEMETRY_LIVE.name]
+    assert len(batch_samples({"columns": sent[-2][1]["columns"]})) == 1
     with pytest.raises(StreamError):
         LiveSender(print, batch_s=-1)
 
