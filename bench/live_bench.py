@@ -36,7 +36,9 @@ Without --kafka the local broker (`make kafka-up`, or `F1TWIN_KAFKA`) is used. A
 
 The "floor" rows send the same one-sample stream and read it with Kafka's own Java consumer (kafka-clients from the
 broker's jars, compiled with javac at run time): what the broker and this machine give, whatever the Python client
-(if it misses the target too, no change to f1twin's reader can meet it here).
+(if it misses the target too, no change to f1twin's reader can meet it here). The last floor row times Kafka's own
+Java producer, send to acknowledgement, on an idle broker: a reader gets a message about when its producer gets the
+acknowledgement, so that round trip is in every latency above.
 
 Targets (issue 5): latency p99 < 10 ms at 10 Hz and at 333 Hz; redraw < 30 ms per frame; one consumer keeps up
 with 20 rigs at 333 Hz (about 6,700 msg/s) with room to spare; memory after an hour of replay at 10x equal to
@@ -219,16 +221,65 @@ public class F1twinFloorReader {  // args: bootstrap topic; prints "<receive tim
 """
 
 
-def java_reader(bootstrap, topic):
-    """Kafka's own Java consumer (kafka-clients, from the jars tools/kafka_local.py fetched) on `topic`, compiled into a
-    temporary folder; the process (printing "ready", then a line per record), or None without javac or the jars."""
+JAVA_ROUND_TRIP = """
+import org.apache.kafka.clients.producer.*;
+import java.util.*;
+public class F1twinRoundTrip {  // args: bootstrap topic bytes n; prints the send -> acknowledged times, ms, one per line
+  public static void main(String[] a) throws Exception {
+    Properties p = new Properties();
+    p.put("bootstrap.servers", a[0]); p.put("acks", "all"); p.put("linger.ms", "0");
+    p.put("key.serializer", "org.apache.kafka.common.serialization.ByteArraySerializer");
+    p.put("value.serializer", "org.apache.kafka.common.serialization.ByteArraySerializer");
+    byte[] v = new byte[Integer.parseInt(a[2])];
+    try (KafkaProducer<byte[], byte[]> pr = new KafkaProducer<>(p)) {
+      for (int i = 0; i < 2000; i++) pr.send(new ProducerRecord<>(a[1], v)).get();  // the broker's JIT warmed
+      for (int i = 0; i < Integer.parseInt(a[3]); i++) {
+        long t0 = System.nanoTime(); pr.send(new ProducerRecord<>(a[1], v)).get();
+        System.out.println((System.nanoTime() - t0) / 1e6); Thread.sleep(20);
+      }
+    }
+  }
+}
+"""
+
+
+def java_compiled(name: str, source: str):
+    "The classpath of Java class `name` compiled from `source` with the broker's jars, or None without javac or jars."
     import shutil, tempfile
     jars = ROOT / '.cache' / 'kafka' / 'jars'
     if not shutil.which('javac') or not any(jars.glob('kafka-clients-*.jar')): return None
     d = Path(tempfile.mkdtemp(prefix='f1twin-floor-'))
-    (d / 'F1twinFloorReader.java').write_text(JAVA_READER)
+    (d / f'{name}.java').write_text(source)
     cp = f'{d}:{jars}/*'
-    if subprocess.run(['javac', '-cp', cp, '-d', str(d), str(d / 'F1twinFloorReader.java')], capture_output=True).returncode: return None
+    if subprocess.run(['javac', '-cp', cp, '-d', str(d), str(d / f'{name}.java')], capture_output=True).returncode: return None
+    return cp
+
+
+def broker_round_trip(bootstrap, size=6000, n=500):
+    """Send -> acknowledged times (ms) of Kafka's own Java producer (acks=all, one message of `size` bytes every 20 ms,
+    after 2,000 to warm the broker) on a fresh topic: the broker's share of any publish -> panel latency, or None."""
+    cp = java_compiled('F1twinRoundTrip', JAVA_ROUND_TRIP)
+    if cp is None: return None
+    topic = f'f1twin-bench-rt-{uuid.uuid4().hex[:8]}'
+    kafka_admin.ensure_topics(bootstrap, [TopicSpec(topic, TELEMETRY_LIVE.retention_ms, '', TELEMETRY_LIVE.fields, partitions=1)])
+    try:
+        r = subprocess.run(['java', '-Xmx256m', '-cp', cp, 'F1twinRoundTrip', bootstrap, topic, str(size), str(n)],
+                           capture_output=True, text=True, timeout=300)
+        ms = [float(x) for x in r.stdout.split()]
+        return np.array(ms) if len(ms) == n else None
+    finally:
+        try:
+            from kafka import KafkaAdminClient
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id='f1twin-bench-admin')
+            admin.delete_topics([topic]); admin.close()
+        except Exception: pass
+
+
+def java_reader(bootstrap, topic):
+    """Kafka's own Java consumer (kafka-clients, from the jars tools/kafka_local.py fetched) on `topic`, compiled into a
+    temporary folder; the process (printing "ready", then a line per record), or None without javac or the jars."""
+    cp = java_compiled('F1twinFloorReader', JAVA_READER)
+    if cp is None: return None
     p = subprocess.Popen(['java', '-Xmx256m', '-cp', cp, 'F1twinFloorReader', bootstrap, topic], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
     if p.stdout.readline().strip() != 'ready':
@@ -324,6 +375,14 @@ def run_latency(a, bootstrap):
         if len(age):
             print(f"   {'   its samples, from the replay passing each to ingest (sample age)':<66} {len(age):>11} {pct(age, 50):>7.1f} "
                   f"{pct(age, 99):>7.1f} {age.max():>7.1f} {(age > 10).sum():>8} {(age > 40).sum():>8}")
+    rt = broker_round_trip(bootstrap)
+    label = "floor: the broker's round trip, Kafka's Java producer (6 kB, acks=all)"
+    if rt is None: print(f'   {label:<66} (not run: needs javac and the broker jars of `make kafka-up`)')
+    else:
+        print(f'   {label:<66} {len(rt):>11} {pct(rt, 50):>7.1f} {pct(rt, 99):>7.1f} {rt.max():>7.1f} {(rt > 10).sum():>8} '
+              f'{(rt > 40).sum():>8}')
+        print('   (a message reaches a waiting reader when the broker has appended it, about when the producer has its '
+              'acknowledgement: this row is the part of every row above that no client can remove)')
 
 
 # -- 2. redraw -------------------------------------------------------------------------------------------------------

@@ -390,6 +390,8 @@ def delta_map(cmp: pd.DataFrame, window_m: float = 50.0, *, marks: pd.DataFrame 
     if not isinstance(cmp, pd.DataFrame) or not {'delta_s', 'car_x_ref', 'car_z_ref'} <= set(cmp.columns):
         raise CircuitError('delta_map needs a frame from f1twin.laps.compare_laps (delta_s and the positions car_x_ref, '
                            f'car_z_ref); got {type(cmp).__name__}')
+    if isinstance(window_m, bool) or not isinstance(window_m, (int, float, np.number)) or not 0 < window_m < 1e6:
+        raise CircuitError(f'window_m {window_m!r}: expected the metres the slope is measured over (> 0, e.g. 50)')
     x, z = cmp['car_x_ref'].to_numpy(np.float64), cmp['car_z_ref'].to_numpy(np.float64)
     o = orientation if orientation is not None else fit_orientation(x, z)
     mx, my = o.apply(x, z)

@@ -15,7 +15,7 @@ from .laps import LapError, prepare_session, split_runs, lap_table
 
 # %% auto #0
 __all__ = ['LIBRARY_FILE', 'SESSION_SUFFIXES', 'LibraryError', 'session_rows', 'UpdateResult', 'LapLibrary', 'progress_chart',
-           'usable_lap_event', 'follow_lap_events']
+           'lap_event_problem', 'usable_lap_event', 'follow_lap_events']
 
 # %% ../nbs/17_library.ipynb #7fcfc33b
 LIBRARY_FILE = '.f1twin-library.duckdb'
@@ -278,12 +278,21 @@ def progress_chart(progress: pd.DataFrame, title: str = 'Progress'):
 # %% ../nbs/17_library.ipynb #e169ca08
 def _whole(v, lo: int, hi: int) -> bool: return type(v) is int and lo <= v <= hi
 
-def usable_lap_event(m: dict) -> bool:
-    "A lap event the library can keep: car and session named, a lap number and a lap time of a real lap (1 s to 1 h)."
+def lap_event_problem(m) -> str | None:
+    "Why the library cannot keep lap event `m` (car and session named, a lap number, a real lap time), or None."
+    if not isinstance(m, dict): return f'not a message (a {type(m).__name__})'
+    for k in ('car_id', 'session_id'):
+        if not isinstance(m.get(k), str): return f'no {k}'
+    if not _whole(m.get('lap_number'), 1, 100_000): return 'lap_number is not a whole number from 1 to 100,000'
+    if not _whole(m.get('lap_time_ms'), 1_000, 3_600_000): return 'lap_time_ms is not a lap time (whole ms, 1 s to 1 h)'
     sectors = m.get('sector_times') or []
-    return (isinstance(m.get('car_id'), str) and isinstance(m.get('session_id'), str) and _whole(m.get('lap_number'), 1, 100_000)
-            and _whole(m.get('lap_time_ms'), 1_000, 3_600_000) and isinstance(sectors, list)
-            and all(_whole(s, 1, 3_600_000) for s in sectors[:3]))
+    if not isinstance(sectors, list) or not all(_whole(s, 1, 3_600_000) for s in sectors[:3]):
+        return 'sector_times is not a list of whole ms'
+    return None
+
+def usable_lap_event(m: dict) -> bool:
+    "A lap event the library can keep (see `lap_event_problem`)."
+    return lap_event_problem(m) is None
 
 def _event_rows(events: list[dict], track: str, car: str) -> pd.DataFrame:
     rows = []
@@ -300,8 +309,14 @@ def _event_rows(events: list[dict], track: str, car: str) -> pd.DataFrame:
 
 @patch
 def add_lap_events(self: LapLibrary, events: list[dict], track: str, car: str = '') -> int:
-    "Put `ac-lap-events` messages in the library (a lap already there is not added again); returns the laps added."
-    rows = _event_rows([m for m in events if usable_lap_event(m)], track, car)  # a forged or broken event is left out
+    """Put `ac-lap-events` messages in the library (a lap already there is not added again); returns the laps added.
+    A forged or broken event is left out, with a warning saying why."""
+    if not isinstance(track, str) or not track.strip(): raise LibraryError(f'track must be a track name, got {track!r}')
+    if isinstance(events, dict): events = [events]
+    problems = [lap_event_problem(m) for m in events]
+    bad = [p for p in problems if p is not None]
+    if bad: warnings.warn(f'{len(bad)} of {len(problems)} lap event(s) left out: {bad[0]}', stacklevel=2)
+    rows = _event_rows([m for m, p in zip(events, problems) if p is None], track, car)
     if rows.empty: return 0
     before = self._count('laps')
     self.con.register('ev', rows)

@@ -426,6 +426,10 @@ def test_delta_map_is_the_gaps_slope_on_the_reference_line(session):
     assert np.nanmax(np.abs(np.asarray(same.data[0].marker.color, dtype=float))) == 0
     with pytest.raises(CircuitError, match='compare_laps'):
         delta_map(session)
+    for w in (0, -50, float('nan'), float('inf'), '50', True):
+        with pytest.raises(CircuitError, match=r'window_m .*: expected the metres the slope is measured over'):
+            delta_map(c, window_m=w)
+    assert len(delta_map(c, window_m=np.float32(20)).data[0].x) == len(c)
 
 
 def test_moved_charts_still_import_from_circuit():

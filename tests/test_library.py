@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from clirun import f1twin
 from f1twin.corners import corner_table
 from f1twin.io import load_session, sample_session_path, save_session
 from f1twin.laps import compare_laps
-from f1twin.library import LapLibrary, LibraryError, follow_lap_events, progress_chart
+from f1twin.library import LapLibrary, LibraryError, follow_lap_events, lap_event_problem, progress_chart
 
 A, B = 'telemetry_2025-09-12_19-00-17', 'telemetry_2025-09-13_16-18-26'
 F1TWIN = str(Path(sys.executable).parent / 'f1twin')
@@ -139,5 +140,17 @@ def test_broken_or_forged_lap_events_are_left_out(tmp_path):
            {**good, 'lap_number': 'one'}, {**good, 'car_id': None}, {**good, 'sector_times': [1e400]},
            {**good, 'lap_time_ms': 81500.5}, {'lap_number': 3}]
     with LapLibrary(tmp_path) as lib:
-        assert lib.add_lap_events(bad, track='monza') == 0
-        assert lib.add_lap_events(bad + [good], track='monza') == 1
+        with pytest.warns(UserWarning, match=r'^8 of 8 lap event\(s\) left out: lap_time_ms is not a lap time'):
+            assert lib.add_lap_events(bad, track='monza') == 0
+        with pytest.warns(UserWarning, match=r'^8 of 9 lap event\(s\) left out'):
+            assert lib.add_lap_events(bad + [good], track='monza') == 1
+        assert [lap_event_problem(m) for m in bad[3:]] == [
+            'lap_number is not a whole number from 1 to 100,000', 'no car_id', 'sector_times is not a list of whole ms',
+            'lap_time_ms is not a lap time (whole ms, 1 s to 1 h)', 'no car_id']
+        assert lap_event_problem('lap 3') == 'not a message (a str)' and lap_event_problem(good) is None
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')
+            assert lib.add_lap_events([good], track='monza') == 0  # already there: no warning, nothing added
+            assert lib.add_lap_events({**good, 'lap_number': 2}, track='monza') == 1  # one event, not in a list
+        with pytest.raises(LibraryError, match='track must be a track name'):
+            lib.add_lap_events([good], track='')
