@@ -229,7 +229,8 @@ class SessionRecorder:
             track_config=static.text('trackConfiguration'), car=static.text('carModel'),
             driver=' '.join(x for x in (static.text('playerName'), static.text('playerSurname')) if x),
             track_length_m=float(static.trackSPlineLength) or None, start_time=started.isoformat(),
-            sample_rate_hz=cfg.hz or 333.0, source='collector')
+            sample_rate_hz=cfg.hz or 333.0, source='collector',
+            sector_count=static.sectorCount if 1 <= static.sectorCount <= 64 else None)
         out, stem = Path(cfg.out_dir), f'{cfg.car_id}_{self.session_id}'
         try: self.writer = SessionWriter(out / f'{stem}.parquet', self.meta, csv_path=out / f'{stem}.csv' if cfg.csv else None)
         except OSError as e: raise CollectorError(f'{out}: cannot create a session file there ({e.strerror or e})') from None

@@ -143,7 +143,7 @@ def static_page(df: pd.DataFrame) -> shm.Static:
                         ('playerName', meta.driver or 'f1twin'), ('playerNick', 'fake-ac')):
         st.set(name, value[:32])
     st.numberOfSessions, st.numCars = 1, 1
-    st.sectorCount = int(df['sector'].max()) + 1
+    st.sectorCount = max(meta.sector_count or 0, int(df['sector'].max()) + 1)
     st.maxRpm = int(df['rpm'].max())
     if meta.track_length_m and np.isfinite(meta.track_length_m): st.trackSPlineLength = float(meta.track_length_m)
     return st

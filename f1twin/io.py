@@ -476,7 +476,7 @@ def _append_csv(df: pd.DataFrame, path: Path) -> None:
     new = not path.exists() or path.stat().st_size == 0
     _to_csv_frame(df).to_csv(path, mode='a', header=new, index=False)
 
-_SIDECAR_FIELDS = ('car_id', 'track', 'track_config', 'track_length_m', 'car', 'driver')
+_SIDECAR_FIELDS = ('car_id', 'track', 'track_config', 'track_length_m', 'car', 'driver', 'sector_count')
 
 def _write_sidecar(csv_path: Path, meta: SessionMeta) -> Path:
     "`NAME.meta.json` beside a CSV session (atomically): what its columns cannot hold, read back by `read_csv_session`."

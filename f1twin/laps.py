@@ -211,7 +211,8 @@ def _sector_times(df: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     counted_at = b['last'].to_numpy()[b['counted'].to_numpy()] + 1  # the last sector ends on the next lap's first row
     ends = sector_ends(df, first[1:], counted_at)
     seg = np.searchsorted(first, ends['row'].to_numpy() - 1, side='right') - 1  # the lap the sector belongs to
-    n_sectors = int(df['sector'].max()) + 1 if len(df) else 0
+    # every sector of the track when the metadata knows them (a short session has a column for those it did not reach)
+    n_sectors = max(int(df['sector'].max()) + 1 if len(df) else 0, df.attrs.get('f1twin', {}).get('sector_count') or 0)
     key = seg * n_sectors + ends['sector'].to_numpy()
     last = len(key) - 1 - np.unique(key[::-1], return_index=True)[1]  # a sector reported twice: the later time
     table = np.full((n, n_sectors), np.nan)

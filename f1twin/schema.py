@@ -132,6 +132,7 @@ class SessionMeta:
     start_time: str = ''  # ISO 8601, UTC
     sample_rate_hz: float | None = None
     source: str = ''  # where the samples came from: 'csv:<file>', 'collector', 'fakeac:<file>', ...
+    sector_count: int | None = None  # the track's timed sectors, as the game's static page gives them (None: unknown)
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
@@ -152,6 +153,11 @@ def _meta_value(name: str, v):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float('inf'):
             raise SchemaError(f'session metadata field {name}: expected a positive number (or null), got {v!r}')
         return float(v)
+    if name == 'sector_count':
+        if v is None: return None
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 64:
+            raise SchemaError(f'session metadata field {name}: expected a whole number from 1 to 64 (or null), got {v!r}')
+        return v
     if name == 'schema_version':
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise SchemaError(f'session metadata field {name}: expected a whole number >= 1, got {v!r}')

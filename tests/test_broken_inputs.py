@@ -38,6 +38,8 @@ def with_sidecar(tmp_path, name, sidecar):
     ('{"sample_rate_hz": "fast"}', "field sample_rate_hz: expected a positive number (or null), got 'fast'"),
     ('{"sample_rate_hz": -5}', 'field sample_rate_hz: expected a positive number (or null), got -5'),
     ('{"track": 7}', 'field track: expected text, got 7'),
+    ('{"sector_count": 0}', 'field sector_count: expected a whole number from 1 to 64 (or null), got 0'),
+    ('{"sector_count": 2.5}', 'field sector_count: expected a whole number from 1 to 64 (or null), got 2.5'),
 ])
 def test_a_sidecar_of_the_wrong_shape_is_named(tmp_path, sidecar, expected):
     csv = with_sidecar(tmp_path, 's', sidecar)
@@ -63,6 +65,7 @@ def test_metadata_that_is_merely_loose_is_read():
     """null text and whole numbers where floats are kept: what a hand-written sidecar holds."""
     from f1twin.schema import SessionMeta
     assert SessionMeta.from_dict({'driver': None, 'sample_rate_hz': 10}) == SessionMeta(sample_rate_hz=10.0)
+    assert SessionMeta.from_dict({'sector_count': None}) == SessionMeta() and SessionMeta().sector_count is None
 
 
 @pytest.mark.parametrize('lap', [0, 5, 99])

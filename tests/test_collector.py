@@ -119,8 +119,12 @@ def test_fake_ac_to_collector_to_parquet_and_csv(tmp_path):
     assert t['lap_time_ms'].dropna().tolist() == GAME_LAPS
     assert t.dropna(subset=['lap_time_ms'])[['s1_ms', 's2_ms', 's3_ms']].values.tolist() == GAME_SECTORS
     assert rec.attrs['f1twin']['track'] == 'monza' and rec.attrs['f1twin']['source'] == 'collector'
+    assert rec.attrs['f1twin']['sector_count'] == 3, "the static page's sector count is in the metadata"
+    short = lap_table(rec.iloc[:30])  # a recording cut before the first sector ended: a column for each sector all the same
+    assert [c for c in short.columns if c.startswith('s') and c.endswith('_ms')] == ['s1_ms', 's2_ms', 's3_ms']
     csv = load_session(path.with_suffix('.csv'))
     assert len(csv) == len(rec) and lap_table(csv)['lap_time_ms'].dropna().tolist() == GAME_LAPS
+    assert csv.attrs['f1twin']['sector_count'] == 3
     assert not list((tmp_path / 'out').glob('*.parts')), 'the parts were joined into the session file'
 
 

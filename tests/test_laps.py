@@ -34,6 +34,18 @@ def test_lap_table_figures():
     assert 70 < t.loc[2, 'full_throttle_pct'] < 90 and 5 < t.loc[2, 'braking_pct'] < 15
 
 
+def test_sector_columns_follow_the_tracks_sectors_when_the_metadata_knows_them():
+    """A session cut before its later sectors: one column per sector reached, or per sector of the track when the
+    metadata has the game's sector count (a recording of the collector, which reads it from the static page)."""
+    short = A.iloc[:30].copy()
+    sectors = lambda t: [c for c in t.columns if c.startswith('s') and c.endswith('_ms')]
+    assert sectors(lap_table(short)) == ['s1_ms']
+    short.attrs = {**A.attrs, 'f1twin': {**A.attrs.get('f1twin', {}), 'sector_count': 3}}
+    t = lap_table(short)
+    assert sectors(t) == ['s1_ms', 's2_ms', 's3_ms'] and t[['s2_ms', 's3_ms']].isna().all().all()
+    assert sectors(lap_table(A)) == ['s1_ms', 's2_ms', 's3_ms']
+
+
 def test_derived_lap_times_without_the_games_times():
     t = lap_table(A.assign(last_lap_time_ms=0, best_lap_time_ms=0))
     assert timed(t) == A_LAPS and (t.dropna(subset=['lap_time_ms'])['timing'] == 'derived').all()
