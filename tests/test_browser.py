@@ -154,8 +154,9 @@ def test_live_panel_in_jupyterlab(jupyterlab):
             assert not any(ANYWIDGET_GAVE_UP in e for e in errors), errors
             kept = kept_changes(debug)
             assert len(kept) >= 3 and sum(kept) > 0, debug
-            # the car as the panel set it (a view drawn from plotly's model's copy of the figure showed it teal)
-            assert page.evaluate(READ)['car_colour'] == '#e10600'
+            # the car as the panel set it (a view drawn from plotly's model's copy of the figure showed it teal); polled:
+            # one reading can fall while plotly redraws the map on a loaded machine (once in make test: no car trace)
+            poll(page, lambda r: r['car_colour'] == '#e10600', timeout=15, what="the car drawn in the panel's red")
             page.locator('.f1twin-panel').first.screenshot(path=str(ARTIFACTS / 'live-panel-running.png'))
             page.screenshot(path=str(ARTIFACTS / 'live-panel-window.png'))
             assert not {'G lat', 'G lon'} & set(seen['no_g']['legend']) and 'steering' in seen['no_g']['legend']
