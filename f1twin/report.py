@@ -4,7 +4,7 @@
 
 # %% ../nbs/23_report.ipynb #139b36e8
 from __future__ import annotations
-import os, re, shutil, tempfile, time, urllib.parse
+import os, re, shutil, tempfile, time, urllib.parse, warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,11 +19,12 @@ from .atomic import output_problem
 from .laps import consistency, format_lap_time, theoretical_best_ms
 
 # %% auto #0
-__all__ = ['PARAMETERS', 'BEST_STYLE', 'CORNER_COLUMNS', 'SESSION_PATTERNS', 'ReportError', 'templates_dir', 'load_template',
-           'human_label', 'in_seconds', 'laps_overview', 'sector_overview', 'consistency_overview', 'table_html',
-           'summary_html', 'session_notes', 'notes_html', 'where_lost', 'Reference', 'parse_laps', 'choose_reference',
-           'laps_to_compare', 'corner_overview', 'worst_corners', 'ReportRenderer', 'use_report_renderer',
-           'report_html', 'ReportResult', 'check_session', 'make_report', 'report_all', 'write_index']
+__all__ = ['PARAMETERS', 'BEST_STYLE', 'CORNER_COLUMNS', 'KERNEL_START_TRIES', 'SESSION_PATTERNS', 'ReportError', 'templates_dir',
+           'load_template', 'human_label', 'in_seconds', 'laps_overview', 'sector_overview', 'consistency_overview',
+           'table_html', 'summary_html', 'session_notes', 'notes_html', 'where_lost', 'Reference', 'parse_laps',
+           'choose_reference', 'laps_to_compare', 'corner_overview', 'worst_corners', 'ReportRenderer',
+           'use_report_renderer', 'report_html', 'ReportResult', 'check_session', 'make_report', 'report_all',
+           'write_index']
 
 # %% ../nbs/23_report.ipynb #142905e0
 class ReportError(F1twinError, RuntimeError):
@@ -357,11 +358,29 @@ _INPUT_ERRORS = ('SessionFileError', 'LapError', 'ReportError', 'CircuitError', 
 # issue 1428). A report validates no IRI: its kernel, and only its kernel, goes without (jsonschema skips that check).
 _KERNEL_START = "__import__('sys').modules.setdefault('rfc3987_syntax', None)"
 
+KERNEL_START_TRIES = 3  # a kernel that dies before it answers (two reports at once can pick the same free port) is started again
+
+def _kernel_did_not_start(e: BaseException) -> bool:
+    "Whether `e` is jupyter_client's word that the kernel died or stayed silent before running any cell."
+    return isinstance(e, (RuntimeError, TimeoutError)) and any(
+        s in str(e) for s in ('Kernel died before replying to kernel_info', "Kernel didn't respond"))
+
 def _run_template(nb, params: dict, tmp: Path, name: str, timeout: float, what) -> Path:
     "Execute the template with papermill; a bad session or lap is one clear ReportError, any other failure names its cell."
-    import nbformat, papermill as pm
-    source, executed = tmp / 'template.ipynb', tmp / f'{name}.ipynb'
+    import nbformat
+    source = tmp / 'template.ipynb'
     nbformat.write(nb, source)
+    for attempt in range(1, KERNEL_START_TRIES + 1):
+        try: return _execute(source, tmp / f'{name}.ipynb', params, tmp, timeout, what)
+        except (RuntimeError, TimeoutError) as e:
+            if not _kernel_did_not_start(e): raise
+            if attempt == KERNEL_START_TRIES:
+                raise ReportError(f"{what}: the report's kernel did not start ({KERNEL_START_TRIES} tries; the last: {e})") from None
+            warnings.warn(f"the report's kernel did not start ({e}); starting it again", stacklevel=2)
+
+def _execute(source: Path, executed: Path, params: dict, tmp: Path, timeout: float, what) -> Path:
+    "Run the template `source` into `executed` once, in a new kernel."
+    import papermill as pm
     try:  # saved once at the end, not before and after every cell (each save validates the whole notebook)
         pm.execute_notebook(str(source), str(executed), parameters=params, kernel_name=_kernel_name(),
                             language='python',  # a notebook without kernel metadata (made with nbformat) runs too

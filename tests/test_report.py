@@ -226,6 +226,51 @@ def test_a_failing_notebook_leaves_nothing(tmp_path):
     assert not out.exists() or not any(out.iterdir())
 
 
+FLAKY_KERNEL = """import os, sys
+count = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'starts')
+n = int(open(count).read()) if os.path.exists(count) else 0
+open(count, 'w').write(str(n + 1))
+if n < int(os.environ.get('F1TWIN_TEST_KERNEL_DIES', '0')):
+    sys.exit('zmq.error.ZMQError: Address already in use')  # what a port taken by another kernel looks like
+os.execv(sys.executable, [sys.executable, '-m', 'ipykernel_launcher'] + sys.argv[1:])
+"""
+
+
+def flaky_kernel(tmp_path, monkeypatch, dies: int) -> Path:
+    """A `python3` kernelspec (first on JUPYTER_PATH) whose kernel exits at start `dies` times, then starts; its folder."""
+    spec = tmp_path / 'jupyter' / 'kernels' / 'python3'
+    spec.mkdir(parents=True)
+    (spec / 'flaky.py').write_text(FLAKY_KERNEL)
+    (spec / 'kernel.json').write_text(json.dumps({'argv': [sys.executable, str(spec / 'flaky.py'), '-f', '{connection_file}'],
+                                                  'display_name': 'flaky', 'language': 'python'}))
+    monkeypatch.setenv('JUPYTER_PATH', str(tmp_path / 'jupyter'))
+    monkeypatch.setenv('F1TWIN_TEST_KERNEL_DIES', str(dies))
+    return spec
+
+
+def test_a_kernel_that_dies_at_start_is_started_again(tmp_path, monkeypatch):
+    """Two reports at once can give their kernels the same free port: the one that loses exits before it answers.
+    The report starts its kernel again (KERNEL_START_TRIES times in all) instead of failing."""
+    from f1twin.report import KERNEL_START_TRIES
+    spec = flaky_kernel(tmp_path, monkeypatch, dies=KERNEL_START_TRIES - 1)
+    with pytest.warns(UserWarning, match="the report's kernel did not start .*starting it again") as caught:
+        r = make_report(ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv', tmp_path / 'out')
+    assert (spec / 'starts').read_text() == str(KERNEL_START_TRIES)
+    assert sum("kernel did not start" in str(w.message) for w in caught) == KERNEL_START_TRIES - 1
+    assert r.html.exists() and '1:21.790' in r.html.read_text(encoding='utf-8')
+
+
+def test_a_kernel_that_never_starts_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
+    from f1twin.report import KERNEL_START_TRIES
+    spec = flaky_kernel(tmp_path, monkeypatch, dies=99)
+    out = tmp_path / 'out'
+    with pytest.warns(UserWarning), pytest.raises(ReportError, match=rf"telemetry_2025-09-13_16-18-26.csv: the report's kernel did not "
+                                                 rf"start \({KERNEL_START_TRIES} tries; the last: Kernel died before replying"):
+        make_report(ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv', out)
+    assert (spec / 'starts').read_text() == str(KERNEL_START_TRIES)
+    assert not out.exists() or not any(out.iterdir())
+
+
 @ONE_WORKER_REPORTS
 def test_report_all_with_index(report_all):
     r, out = report_all
