@@ -311,12 +311,17 @@ class Recording:
         self.summary = CollectorSummary(kafka_bootstrap=str(cfg.kafka) if cfg.kafka else None)
         self.session: SessionRecorder | None = None
         self.counter, self._rule, self._last, self._status = PacketCounter(), LapRule(), None, shm.AC_LIVE
+        self.zeroed = 0  # physics pages read with packetId 0 (all zeros: not written yet, or cleared), not recorded
         self._disk = ThreadPoolExecutor(1, thread_name_prefix='f1twin-disk')
 
     def add(self, p: shm.Physics, g: shm.Graphics, static, now: float, polled: float) -> None:
         "Record LIVE physics step `p` with graphics page `g`; `static()` reads the static page when a session starts."
         pid = p.packetId
         if pid == self._last: return
+        if pid == 0:  # no step: recorded, its packetId going back started a new session (a one-sample junk run)
+            if not self.zeroed: log.warning('the physics page read all zeros (packetId 0) while the game is live: not recorded')
+            self.zeroed += 1
+            return
         self._status = shm.AC_LIVE
         rec = shm.to_record_fields(p, g)
         if self.session is None: self._start(static(), now, fresh=True)

@@ -358,26 +358,6 @@ _INPUT_ERRORS = ('SessionFileError', 'LapError', 'ReportError', 'CircuitError', 
 # issue 1428). A report validates no IRI: its kernel, and only its kernel, goes without (jsonschema skips that check).
 _KERNEL_START = "__import__('sys').modules.setdefault('rfc3987_syntax', None)"
 
-KERNEL_START_TRIES = 3  # a kernel that dies before it answers (two reports at once can pick the same free port) is started again
-
-def _kernel_did_not_start(e: BaseException) -> bool:
-    "Whether `e` is jupyter_client's word that the kernel died or stayed silent before running any cell."
-    return isinstance(e, (RuntimeError, TimeoutError)) and any(
-        s in str(e) for s in ('Kernel died before replying to kernel_info', "Kernel didn't respond"))
-
-def _run_template(nb, params: dict, tmp: Path, name: str, timeout: float, what) -> Path:
-    "Execute the template with papermill; a bad session or lap is one clear ReportError, any other failure names its cell."
-    import nbformat
-    source = tmp / 'template.ipynb'
-    nbformat.write(nb, source)
-    for attempt in range(1, KERNEL_START_TRIES + 1):
-        try: return _execute(source, tmp / f'{name}.ipynb', params, tmp, timeout, what)
-        except (RuntimeError, TimeoutError) as e:
-            if not _kernel_did_not_start(e): raise
-            if attempt == KERNEL_START_TRIES:
-                raise ReportError(f"{what}: the report's kernel did not start ({KERNEL_START_TRIES} tries; the last: {e})") from None
-            warnings.warn(f"the report's kernel did not start ({e}); starting it again", stacklevel=2)
-
 def _execute(source: Path, executed: Path, params: dict, tmp: Path, timeout: float, what) -> Path:
     "Run the template `source` into `executed` once, in a new kernel."
     import papermill as pm
@@ -438,6 +418,28 @@ def make_report(session=None, out_dir='reports', *, ref_lap: int | None = None, 
         final_html, final_nb = Path(out_dir) / page.name, Path(out_dir) / executed.name
         _publish([(executed, final_nb), (page, final_html)])
     return ReportResult(final_html, final_nb, t1 - t0, t2 - t1, final_html.stat().st_size)
+
+# %% ../nbs/23_report.ipynb #c93bd891
+KERNEL_START_TRIES = 3  # a kernel that dies before it answers (two reports at once can pick the same free port) is started again
+
+def _kernel_did_not_start(e: BaseException) -> bool:
+    "Whether `e` is jupyter_client's word that the kernel died or stayed silent before running any cell."
+    return isinstance(e, (RuntimeError, TimeoutError)) and any(
+        s in str(e) for s in ('Kernel died before replying to kernel_info', "Kernel didn't respond"))
+
+def _run_template(nb, params: dict, tmp: Path, name: str, timeout: float, what) -> Path:
+    "Execute the template with papermill; a bad session or lap is one clear ReportError, any other failure names its cell."
+    import nbformat
+    source = tmp / 'template.ipynb'
+    nbformat.write(nb, source)
+    for attempt in range(1, KERNEL_START_TRIES + 1):
+        try: return _execute(source, tmp / f'{name}.ipynb', params, tmp, timeout, what)
+        except (RuntimeError, TimeoutError) as e:
+            if not _kernel_did_not_start(e): raise
+            if attempt == KERNEL_START_TRIES:
+                raise ReportError(f"{what}: the report's kernel did not start ({KERNEL_START_TRIES} tries; the last: {e})") from None
+            warnings.warn(f"the report's kernel did not start ({e}); starting it again", stacklevel=2)
+
 
 # %% ../nbs/23_report.ipynb #ad4e785f
 SESSION_PATTERNS = ('*.csv', '*.parquet', '*.ld')  # (a MoTeC log's .ldx goes with its .ld)

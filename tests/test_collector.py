@@ -505,3 +505,27 @@ def test_step_grid_downsampled_looks_only_near_the_steps_it_wants():
     ids, looks = look_at(game, 5.0, StepGrid(), hz=10)
     assert 48 <= len(ids) <= 51 and np.all(np.diff(ids) >= 30), 'one step every 0.1 s'
     assert looks < 10 * len(ids) + 200, f'{looks} looks for {len(ids)} steps recorded at 10 Hz (not one per game step)'
+
+
+def test_a_zeroed_physics_page_mid_session_is_not_a_restart(tmp_path, caplog):
+    """A physics page read while it was all zeros (packetId 0) as the graphics page says LIVE: not a step. Taken as one,
+    its packetId going back started a new session (a one-sample junk run, the rest of the session in a second file)."""
+    from f1twin import shm
+    from f1twin.collector import Recording
+    from f1twin.fakeac import static_page
+    df = load_session(sample_session_path()).iloc[:400]
+    static = static_page(df)
+    rec = Recording(CollectorConfig(out_dir=tmp_path), None)
+    for i, r in enumerate(df.to_dict('records')):
+        p, g = shm.Physics(), shm.Graphics()
+        shm.from_record_fields(r, p, g)
+        p.packetId, g.status = i + 1, shm.AC_LIVE
+        rec.add(p, g, lambda: static, now=i / 10, polled=i / 10)
+        if i in (150, 151, 300):  # zeroed for two reads in a row, then once more
+            with caplog.at_level(logging.WARNING, logger='f1twin'):
+                rec.add(shm.Physics(), g, lambda: static, now=i / 10 + 0.05, polled=i / 10)
+    summary = rec.close()
+    assert summary.sessions == 1 and summary.samples == len(df) and len(summary.files) == 1
+    back = load_session(summary.files[0])
+    assert back['packet_id'].tolist() == list(range(1, len(df) + 1))
+    assert [m for m in caplog.messages if 'packetId 0' in m] == [caplog.messages[0]], 'said once'
