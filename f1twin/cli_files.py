@@ -197,9 +197,9 @@ def cmd_laps(args) -> int:
         print(format_lap_table(t))
         st = sector_table(t)
         if len(st):
-            c = consistency(st)
+            spread = f"{consistency(st).loc['lap_time_ms', 'std_ms'] / 1000:.3f} s" if len(st) > 1 else '-'
             print(f"best {format_lap_time(st['lap_time_ms'].min())}, theoretical best "
-                  f"{format_lap_time(theoretical_best_ms(st))}, lap time spread (std) {c.loc['lap_time_ms', 'std_ms'] / 1000:.3f} s"
+                  f"{format_lap_time(theoretical_best_ms(st)) or '- (no sector times)'}, lap time spread (std) {spread}"
                   f" over {len(st)} representative lap(s)")
         else: print('no complete timed lap')
     return 0

@@ -267,9 +267,10 @@ def sector_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 def theoretical_best_ms(sectors: pd.DataFrame) -> float:
-    "The sum of the best sector times: the lap the driver's best sectors add up to."
+    "The sum of the best sector times: the lap the driver's best sectors add up to; NaN if a sector has no time."
     cols = [c for c in sectors.columns if c.startswith('s') and c.endswith('_ms')]
-    return float(sectors[cols].min().sum()) if len(sectors) else np.nan
+    best = sectors[cols].min()
+    return float(best.sum()) if len(sectors) and cols and best.notna().all() else np.nan
 
 def consistency(sectors: pd.DataFrame) -> pd.DataFrame:
     "Spread of lap and sector times over the representative laps: standard deviation and range, in ms."

@@ -131,7 +131,8 @@ def summary_html(meta: SessionMeta, lt: pd.DataFrame, st: pd.DataFrame, title: s
             ('Date', f'{when} UTC' if when else '-', False), ('Source', meta.source or '-', False),
             ('Laps', f"{len(lt)} recorded, {int(lt['lap_time_ms'].notna().sum())} timed, {len(st)} representative", False),
             ('Best lap', f"{format_lap_time(best_ms)} (lap {int(st['lap_time_ms'].idxmin())})", True),
-            ('Theoretical best', f'{format_lap_time(tb)} (the best sectors together: {(best_ms - tb) / 1000:.3f} s to find)', False),
+            ('Theoretical best', f'{format_lap_time(tb)} (the best sectors together: {(best_ms - tb) / 1000:.3f} s to find)'
+             if np.isfinite(tb) else '- (no sector times in this session)', False),
             ('Consistency', spread, False)]
     return _jinja().get_template('summary.html.j2').render(title=title or 'Session report',
                                                           where=meta.track or 'unknown track', rows=rows)
