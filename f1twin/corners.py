@@ -99,15 +99,19 @@ def find_corners(lg: LapGrid, track: str | None = None) -> pd.DataFrame:
     return out
 
 def _name_corners(found: pd.DataFrame, table, length: float, tol: float = 0.03) -> pd.DataFrame:
-    "Number and name the corners found after the track's table (matched by place along the lap); others go after."
+    """Name the corners found after the track's table (matched by place along the lap: one found corner per name, the
+    closest); the others (an off, a spin, another line) 'unnamed at D m'. They stay in their order along the lap."""
     frac = found['apex_m'].to_numpy() / length
     want = np.array([f for _, f in table])
     gap = np.abs(frac[:, None] - want[None, :])
     best = gap.argmin(axis=1)
-    matched = gap[np.arange(len(frac)), best] <= tol
-    order = np.where(matched, best, len(table) + np.arange(len(frac)))
+    g = gap[np.arange(len(frac)), best]
+    near = np.flatnonzero(g <= tol)
+    near = near[np.argsort(g[near], kind='stable')]  # closest first: it keeps the name
+    matched = np.zeros(len(frac), dtype=bool)
+    matched[near[np.unique(best[near], return_index=True)[1]]] = True
     names = [table[k][0] if m else f'unnamed at {d:.0f} m' for k, m, d in zip(best, matched, found['apex_m'])]
-    return found.assign(name=names, _o=order).sort_values('_o').drop(columns='_o')
+    return found.assign(name=names)
 
 # %% ../nbs/14_corners.ipynb #861ce484
 BRAKE_ON = 0.1  # brake pedal above this: braking

@@ -42,3 +42,42 @@ def test_no_sector_times_is_no_theoretical_best_and_one_lap_no_spread(tmp_path):
     one = b.iloc[:int(lap_table(b)['samples'].iloc[:2].sum()) + 20]  # the out-lap and one timed lap
     out = f1twin('laps', export_csv(one, tmp_path / 'one.csv')).stdout.splitlines()[-1]
     assert 'spread (std) - over 1 representative lap' in out and 'nan' not in out
+
+
+def off_track(df, lap: int, at_m: float = 1500.0):
+    """`df` with an off at `at_m` in `lap`: the car slows to a near stop and leaves the line by up to 40 m."""
+    from f1twin.laps import prepare_session, split_laps
+    df = prepare_session(df)
+    s = split_laps(df)
+    m = ((s['lap'] == lap) & (s['distance'] > at_m - 200) & (s['distance'] < at_m + 200)).to_numpy()
+    d = s['distance'][m].to_numpy()
+    df.loc[m, 'speed_kmh'] = np.minimum(df['speed_kmh'][m], np.abs(d - at_m) / 200 * 280).astype('f4')
+    df.loc[m, 'car_x'] = (df['car_x'][m] + 40 * np.sin(np.pi * (d - at_m + 200) / 400)).astype('f4')
+    return df
+
+
+@pytest.mark.parametrize('path,lap', [(B, 1), (A, 3)])
+def test_an_off_track_moment_is_an_unnamed_corner_in_its_place(tmp_path, path, lap):
+    """An off between two named corners was put after all the named ones: the corner zones, built in order along the
+    lap, got an empty one (ValueError from numpy) and `corners` and the report failed."""
+    from f1twin.corners import corner_table
+    from f1twin.io import save_session
+    df = off_track(load_session(path), lap)
+    t = corner_table(df)
+    rows = t.reset_index()
+    # corners are found on the laps' median: in a 2-lap session the off is one, in a 4-lap one it is outvoted
+    assert ('unnamed at 1500 m' in set(rows['name'])) == (path == B)
+    one = rows[rows['lap'] == rows['lap'].iloc[0]]
+    assert one['apex_m'].is_monotonic_increasing, 'corners in their order along the lap'
+    p = save_session(df, tmp_path / 'off.parquet')
+    r = f1twin('corners', p)
+    assert r.returncode == 0 and ('unnamed at 1500 m' in r.stdout) == (path == B), r.stderr
+    r = f1twin('corners', p, '--lap', lap)  # the lap with the off on its own: the off is a corner
+    assert r.returncode == 0 and 'unnamed at 1500 m' in r.stdout, r.stderr
+
+
+def test_two_corners_found_near_one_named_corner_do_not_share_its_name():
+    from f1twin.corners import _name_corners
+    found = pd.DataFrame({'name': ['T1', 'T2', 'T3'], 'apex_m': [985.0, 1040.0, 2150.0], 'min_speed_kmh': [80.0, 90.0, 108.0]})
+    named = _name_corners(found, [('T1/Rettifilo', 0.17), ('Roggia', 0.37)], 5793.0)
+    assert named['name'].tolist() == ['T1/Rettifilo', 'unnamed at 1040 m', 'Roggia']
