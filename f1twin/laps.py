@@ -172,7 +172,8 @@ def lap_bounds(df: pd.DataFrame) -> pd.DataFrame:
     game[:-1] = df['last_lap_time_ms'].to_numpy(np.float64)[starts]
     game[~counted | (game <= 0)] = np.nan
     derived = np.r_[np.diff(start_s) * 1000, np.nan]
-    use_derived = np.isnan(game) & counted & at_line & ends_at_line
+    # derived from the session clock: never a lap of no time (a log whose game clocks are all 0 has a session clock of 0)
+    use_derived = np.isnan(game) & counted & at_line & ends_at_line & (derived >= 1000)
     lap_ms = np.where(np.isfinite(game), game, np.where(use_derived, np.round(derived), np.nan))
     t, d = df['session_time_s'].to_numpy(np.float64), df['distance_total'].to_numpy(np.float64)
     line = np.interp(start_s, t, d) if np.isfinite(d).any() else np.full(len(first), np.nan)

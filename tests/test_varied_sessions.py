@@ -81,3 +81,22 @@ def test_two_corners_found_near_one_named_corner_do_not_share_its_name():
     found = pd.DataFrame({'name': ['T1', 'T2', 'T3'], 'apex_m': [985.0, 1040.0, 2150.0], 'min_speed_kmh': [80.0, 90.0, 108.0]})
     named = _name_corners(found, [('T1/Rettifilo', 0.17), ('Roggia', 0.37)], 5793.0)
     assert named['name'].tolist() == ['T1/Rettifilo', 'unnamed at 1040 m', 'Roggia']
+
+
+def test_a_log_whose_game_clocks_are_all_zero_has_no_lap_of_no_time(tmp_path):
+    """The game's lap, sector and best times all 0 (a tool that does not log them): the session clock, rebuilt from the
+    lap clock, is 0 throughout, and laps 'derived' from it were 0:00.000, the library's best lap of all time."""
+    from f1twin.library import LapLibrary
+    df = load_session(A).assign(current_lap_time_ms=0, last_lap_time_ms=0, best_lap_time_ms=0, last_sector_time_ms=0)
+    p = export_csv(df, tmp_path / 'lib' / 'zero.csv')
+    t = lap_table(load_session(p))
+    assert t['lap_time_ms'].isna().all() and (t['timing'] == '').all()
+    r = f1twin('laps', p)
+    assert r.returncode == 0 and '0:00.000' not in r.stdout and r.stdout.rstrip().endswith('no complete timed lap')
+    r = f1twin('corners', p)
+    assert r.returncode == 2 and 'no complete timed lap' in r.stderr
+    with LapLibrary(tmp_path / 'lib') as lib:
+        lib.update(progress=False)
+        assert not (lib.sql('SELECT lap_time_ms FROM laps')['lap_time_ms'].fillna(1) <= 0).any()
+    kept = load_session(A).assign(last_lap_time_ms=0)  # the session clock kept (a Parquet file): laps derived from it
+    assert np.allclose(lap_table(kept)['lap_time_ms'].dropna(), A_LAPS, atol=60)
