@@ -285,11 +285,17 @@ def read_ld(path) -> pd.DataFrame:
     path = Path(path)
     if path.suffix.lower() == '.ldx': path = path.with_suffix('.ld')
     log = read_ld_log(path)
-    ldx = path.with_suffix('.ldx')
-    beacons_us = read_ldx(ldx)[0] if ldx.exists() else np.zeros(0)
-    rate = max(c.rate for c in log.channels)
-    t = np.arange(max(int(round(len(c.values) * rate / c.rate)) for c in log.channels)) / rate
-    found, unknown = match_channels(c.name for c in log.channels)
+    ldx = next((x for x in (path.with_suffix('.ldx'), path.with_suffix('.LDX')) if x.is_file()), None)
+    beacons_us = read_ldx(ldx)[0] if ldx is not None else np.zeros(0)
+    empty = [c.name for c in log.channels if not len(c.values)]  # a channel without samples is no channel
+    channels = [c for c in log.channels if len(c.values)]
+    if not channels: raise SessionFileError(f'{path}: no samples in any of its {len(log.channels)} channel(s)')
+    need = [n for f, n in match_channels(empty)[0].items() if f in ESSENTIAL]
+    if need: raise SessionFileError(f"{path}: channel {', '.join(need)} has no samples; f1twin needs it")
+    if empty: _note(path, f"channel(s) without samples, left out: {', '.join(empty)}")
+    rate = max(c.rate for c in channels)
+    t = np.arange(max(int(round(len(c.values) * rate / c.rate)) for c in channels)) / rate
+    found, unknown = match_channels(c.name for c in channels)
     values = {}
     for f, name in found.items():
         ch, spec = log.channel(name), BY_FIELD[f]

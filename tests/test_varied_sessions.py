@@ -1,5 +1,7 @@
 """Sessions unlike the two bundled ones, as other tools and other drivers make them (from a sweep with MoTeC files of
 other tools and varied sessions): each once crashed, gave a wrong figure, or wrote a file f1twin could not read back."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,3 +102,38 @@ def test_a_log_whose_game_clocks_are_all_zero_has_no_lap_of_no_time(tmp_path):
         assert not (lib.sql('SELECT lap_time_ms FROM laps')['lap_time_ms'].fillna(1) <= 0).any()
     kept = load_session(A).assign(last_lap_time_ms=0)  # the session clock kept (a Parquet file): laps derived from it
     assert np.allclose(lap_table(kept)['lap_time_ms'].dropna(), A_LAPS, atol=60)
+
+
+def ld_with_counts(tmp_path, counts) -> 'Path':
+    """A MoTeC log of session A written by f1twin, with the sample count of its channels set by `counts(name)` (None:
+    as written); the .ldx beside it."""
+    import struct
+    from f1twin.motec import write_ld
+    p = write_ld(load_session(A), tmp_path / 'a.ld')
+    b = bytearray(p.read_bytes())
+    at = struct.unpack_from('<I', b, 8)[0]
+    while at:
+        name = bytes(b[at + 32:at + 64]).split(b'\0')[0].decode()
+        n = counts(name)
+        if n is not None: struct.pack_into('<I', b, at + 12, n)
+        at = struct.unpack_from('<I', b, at + 4)[0]
+    p.write_bytes(bytes(b))
+    return p
+
+
+def test_motec_logs_with_channels_without_samples(tmp_path):
+    p = ld_with_counts(tmp_path, lambda name: 0)
+    r = f1twin('laps', p)
+    assert r.returncode == 2 and re.search(r'a\.ld: no samples in any of its \d+ channel\(s\)$', r.stderr.strip()), r.stderr
+    p = ld_with_counts(tmp_path, lambda name: 0 if name == 'Brake Pos' else None)
+    r = f1twin('laps', p)
+    assert r.returncode == 2 and r.stderr.strip().endswith(': channel Brake Pos has no samples; f1twin needs it'), r.stderr
+
+
+def test_an_upper_case_ldx_is_the_logs_laps(tmp_path):
+    from f1twin.motec import write_ld
+    p = write_ld(load_session(A), tmp_path / 'a.ld')
+    up = p.rename(tmp_path / 'A.LD')
+    p.with_suffix('.ldx').rename(tmp_path / 'A.LDX')
+    r = f1twin('laps', up)
+    assert r.returncode == 0 and 'beacon' not in r.stderr and '1:21.186' in r.stdout, r.stderr
