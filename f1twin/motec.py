@@ -316,7 +316,7 @@ def _i2_lines(path: Path) -> list[str]:
 def _i2_layout(path: Path, lines: list[str]) -> tuple[str, dict, int]:
     "The field separator, the header (key -> value) and the line index of the channel-name row of an i2 export."
     sep = ';' if lines and lines[0].count(';') > lines[0].count(',') else ','
-    rows = list(csv.reader(lines[:100], delimiter=sep))
+    rows = list(csv.reader(lines[:100], delimiter=sep, skipinitialspace=True))  # '"Format", "MoTeC CSV File"' too
     if not rows or [c.strip() for c in rows[0][:2]] != ['Format', I2_FORMAT]:
         raise SessionFileError(f'{path}: not a MoTeC i2 CSV export (its first line should be "Format","{I2_FORMAT}")')
     at = next((i for i, r in enumerate(rows) if i and r and r[0].strip() == 'Time'), None)
@@ -338,13 +338,13 @@ def read_i2_table(path) -> tuple[dict, pd.DataFrame, dict]:
     path = Path(path)
     lines = _i2_lines(path)
     sep, header, at = _i2_layout(path, lines)
-    names = _unique([c.strip() for c in next(csv.reader([lines[at]], delimiter=sep))])
-    unit_row = next(csv.reader([lines[at + 1]], delimiter=sep), [])
+    names = _unique([c.strip() for c in next(csv.reader([lines[at]], delimiter=sep, skipinitialspace=True))])
+    unit_row = next(csv.reader([lines[at + 1]], delimiter=sep, skipinitialspace=True), [])
     units = {n: unit_row[i].strip() if i < len(unit_row) else '' for i, n in enumerate(names)}
     start = at + 2 + next((i for i, x in enumerate(lines[at + 2:]) if x.strip()), len(lines))
     decimal = ',' if sep == ';' and re.search(r'\d,\d', '\n'.join(lines[start:start + 5])) else '.'
     try: table = pd.read_csv(_io.StringIO('\n'.join(lines[start:])), sep=sep, decimal=decimal, header=None, names=names,
-                             low_memory=False)
+                             low_memory=False, index_col=False, skipinitialspace=True)  # (index_col: a separator ending each row)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise SessionFileError(f'{path}: the data rows from line {start + 1} cannot be read ({e})') from None
     if not len(table): raise SessionFileError(f'{path}: a header but no data rows')
@@ -376,7 +376,7 @@ def _i2_time(path: Path, table: pd.DataFrame, units: dict) -> np.ndarray:
     return t
 
 def _beacons(path: Path, text: str) -> np.ndarray:
-    try: return np.asarray([float(x) for x in text.split()], np.float64)
+    try: return np.asarray([float(x if '.' in x else x.replace(',', '.')) for x in text.split()], np.float64)  # 11,718: decimal comma
     except ValueError:
         raise SessionFileError(f'{path}: Beacon Markers {text!r}: expected times in seconds separated by spaces') from None
 
@@ -429,7 +429,7 @@ def is_motec_file(path, head: bytes | None = None) -> bool:
     path = Path(path)
     if head is None:
         with open(path, 'rb') as f: head = f.read(64)
-    first = head.removeprefix(b'\xef\xbb\xbf').replace(b'"', b'').replace(b';', b',')
+    first = head.removeprefix(b'\xef\xbb\xbf').replace(b'"', b'').replace(b';', b',').replace(b', ', b',')
     i2 = first.startswith(b'Format,' + I2_FORMAT.encode())
     return path.suffix.lower() in ('.ld', '.ldx') or head[:4] == b'\x40\0\0\0' or i2
 

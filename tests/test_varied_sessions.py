@@ -137,3 +137,36 @@ def test_an_upper_case_ldx_is_the_logs_laps(tmp_path):
     p.with_suffix('.ldx').rename(tmp_path / 'A.LDX')
     r = f1twin('laps', up)
     assert r.returncode == 0 and 'beacon' not in r.stderr and '1:21.186' in r.stdout, r.stderr
+
+
+def i2_variant(tmp_path, name, edit) -> 'Path':
+    """Session A exported as an i2 CSV by f1twin, then each line passed through `edit(number, line)`."""
+    from f1twin.motec import write_i2_csv
+    p = write_i2_csv(load_session(A), tmp_path / 'a_i2.csv')
+    lines = p.read_text().splitlines()
+    out = tmp_path / name
+    out.write_text('\n'.join(edit(i, l) for i, l in enumerate(lines)) + '\n')
+    return out
+
+
+def laps_of(path) -> list[int]:
+    return [int(x) for x in lap_table(load_session(path))['lap_time_ms'].dropna()]
+
+
+def test_i2_exports_as_other_tools_and_locales_write_them(tmp_path):
+    from f1twin.motec import read_i2_table
+    base = laps_of(i2_variant(tmp_path, 'base.csv', lambda i, l: l))
+    assert base == A_LAPS
+    start = read_i2_table(tmp_path / 'base.csv')[1].attrs['first_line']
+    # a separator ending every data row (one more cell than channel names): was every column shifted by one
+    trailing = i2_variant(tmp_path, 'trailing.csv', lambda i, l: l + ',' if i + 1 >= start and l else l)
+    assert laps_of(trailing) == A_LAPS
+    # a space after each comma of the header ('"Format", "MoTeC CSV File"'): was read as the game's CSV
+    spaced = i2_variant(tmp_path, 'spaced.csv', lambda i, l: l.replace('","', '", "') if i < start - 1 else l)
+    assert spaced.read_text().startswith('"Format", "MoTeC CSV File"') and laps_of(spaced) == A_LAPS
+    # a European export: ';' between fields, a decimal comma, in the beacons too (was 'expected times in seconds')
+    def euro(i, l):
+        if l.startswith('"Beacon Markers"'): return l.replace('.', ',').replace('","', '";"')
+        return l.replace(',', ';').replace('.', ',')
+    eu = i2_variant(tmp_path, 'euro.csv', euro)
+    assert '"Beacon Markers";"' in eu.read_text() and laps_of(eu) == A_LAPS
