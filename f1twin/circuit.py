@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from .schema import F1twinError
-from .laps import split_laps, lap_bounds, _lap_distance
+from .laps import split_laps, lap_bounds, has_positions, _lap_distance
 
 # %% auto #0
 __all__ = ['SVG_MAX_POINTS', 'MIN_SPACING_M', 'PEDALS_SCALE', 'STEERING_SCALE', 'GEAR_COLOURS', 'MAP_CHANNELS', 'HOLD_GEAR_S',
@@ -69,6 +69,8 @@ def _need_position(df: pd.DataFrame) -> None:
                            f"{', '.join(missing)} (this frame has: {', '.join(map(str, df.columns))})")
     if not (np.isfinite(df['car_x'].to_numpy(np.float64)) & np.isfinite(df['car_z'].to_numpy(np.float64))).any():
         raise CircuitError('car_x/car_z hold no position (all missing): this source did not record where the car was')
+    if not has_positions(df):
+        raise CircuitError('car_x/car_z do not change (all 0, or all the same): this source did not record where the car was')
 
 def _with_laps(df: pd.DataFrame) -> pd.DataFrame:
     "The session with `lap` and lap-relative `distance` (split here unless it already is); as is without lap columns."

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from .schema import F1twinError
-from .laps import CHANNELS, LapError, check_lap, check_step, complete_laps, lap_bounds, lap_samples, lap_table, on_grid, common_anchors, representative_laps
+from .laps import CHANNELS, LapError, check_lap, has_positions, check_step, complete_laps, lap_bounds, lap_samples, lap_table, on_grid, common_anchors, representative_laps
 
 # %% auto #0
 __all__ = ['TRACK_CORNERS', 'MIN_DROP_KMH', 'MIN_TURN_DEG', 'BRAKE_ON', 'FULL_THROTTLE', 'TURN_IN', 'LapGrid', 'find_corners',
@@ -87,8 +87,9 @@ def find_corners(lg: LapGrid, track: str | None = None) -> pd.DataFrame:
     "The corners of the track: number, name and apex distance (m), from the median speed and path of the laps."
     v = np.median(lg.channel('speed_kmh'), axis=0)
     x, z = np.median(lg.channel('car_x'), axis=0), np.median(lg.channel('car_z'), axis=0)
-    if not (np.isfinite(x).any() and np.isfinite(z).any()):
-        raise LapError('no car positions (car_x, car_z) in these laps: corners are found from the path the car drives')
+    if not has_positions(pd.DataFrame({'car_x': x, 'car_z': z})):
+        raise LapError('no car positions in these laps (car_x, car_z missing, or all the same: a log without positions?); '
+                       'corners are found from the path the car drives')
     i = _speed_minima(v, lg.dist)
     i = i[_turn_deg(x, z, i, lg.dist) >= MIN_TURN_DEG]
     out = pd.DataFrame({'apex_m': lg.dist[i], 'min_speed_kmh': v[i].round(1)})

@@ -154,14 +154,11 @@ def _check_short_rows(path: Path, raw: pd.DataFrame) -> None:
     "SessionFileError for the first row whose last fields are all empty while a column the format needs is among them."
     need = raw[list(CSV_COLUMNS)].isna().to_numpy().any(axis=1)
     if not need.any(): return
-    filled = raw.notna().to_numpy()
-    n = filled.shape[1]
+    n = (filled := raw.notna().to_numpy()).shape[1]
     last = n - 1 - np.argmax(filled[:, ::-1], axis=1)  # the last field with a value, per row
-    # cut short: among the empty last fields, a needed column that other rows have values in (a column empty in every
-    # row, or an empty field before values, is a value the writer did not have: no grip channel in a MoTeC log)
-    used = filled.any(axis=0)
-    ends = [raw.columns.get_loc(c) for c in CSV_COLUMNS if used[raw.columns.get_loc(c)]]
-    cut = need & (last < max(ends, default=-1))
+    # cut short: a needed column that other rows fill among the empty last fields (a column empty in every row, or an
+    # empty field before values, is a value the writer did not have: no grip channel in a MoTeC log)
+    cut = need & (last < max((k for k in map(raw.columns.get_loc, CSV_COLUMNS) if filled[:, k].any()), default=-1))
     if cut.any():
         i = _first_bad(~cut)
         raise SessionFileError(f'{path}, line {i + 2}: only its first {last[i] + 1} of {n} fields have a value (a row cut '

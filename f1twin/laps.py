@@ -11,8 +11,8 @@ from .schema import F1twinError
 from .laprules import lap_starts, session_time_ms, restarts, recording_order, format_lap_time, sector_ends, mend_lap_counter, row_text
 
 # %% auto #0
-__all__ = ['CHANNELS', 'LapError', 'prepare_session', 'session_frame', 'check_lap', 'check_step', 'split_runs', 'lap_bounds',
-           'split_laps', 'session_meta_length', 'lap_table', 'representative_laps', 'sector_table',
+__all__ = ['CHANNELS', 'LapError', 'prepare_session', 'session_frame', 'has_positions', 'check_lap', 'check_step', 'split_runs',
+           'lap_bounds', 'split_laps', 'session_meta_length', 'lap_table', 'representative_laps', 'sector_table',
            'theoretical_best_ms', 'consistency', 'lap_samples', 'split_anchors', 'on_grid', 'common_anchors',
            'complete_laps', 'distance_grid', 'compare_laps']
 
@@ -76,6 +76,13 @@ def session_frame(df) -> pd.DataFrame:
     if missing: raise LapError(f"not a session frame: no column {', '.join(missing)} (a frame from f1twin.io.load_session has them)")
     if len(df) == 0: raise LapError('empty session: no samples')
     return df
+
+def has_positions(df: pd.DataFrame) -> bool:
+    "Whether the car's positions (car_x, car_z) say where it went: known, and spread over more than a metre."
+    if not {'car_x', 'car_z'} <= set(df.columns) or not len(df): return False
+    x, z = df['car_x'].to_numpy(np.float64), df['car_z'].to_numpy(np.float64)
+    ok = np.isfinite(x) & np.isfinite(z)
+    return bool(ok.any()) and max(np.ptp(x[ok]), np.ptp(z[ok])) > 1.0  # all 0: a tool that did not log them
 
 def check_lap(x, name: str = 'lap') -> int:
     "`x` as a lap number, or a LapError: a whole number (not text, not True, not 2.5)."

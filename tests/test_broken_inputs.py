@@ -316,7 +316,7 @@ def test_corners_without_car_positions_name_the_file(tmp_path):
     """Was: '0 corners' and an empty table for a session whose car_x/car_z are all missing."""
     df = load_session(A)
     path = save_session(df.assign(car_x=np.nan, car_z=np.nan), tmp_path / 'nopos.parquet')
-    one_line_error(f1twin('corners', path), 'nopos.parquet: no car positions (car_x, car_z)')
+    one_line_error(f1twin('corners', path), 'nopos.parquet: no car positions in these laps (car_x, car_z missing')
 
 
 def test_a_negative_lap_counter_is_an_error_without_numpy_reprs(tmp_path):

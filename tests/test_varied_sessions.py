@@ -170,3 +170,20 @@ def test_i2_exports_as_other_tools_and_locales_write_them(tmp_path):
         return l.replace(',', ';').replace('.', ',')
     eu = i2_variant(tmp_path, 'euro.csv', euro)
     assert '"Beacon Markers";"' in eu.read_text() and laps_of(eu) == A_LAPS
+
+
+def test_a_log_without_positions_says_so_and_its_report_leaves_out_corners_and_maps(tmp_path):
+    """Positions all 0 (a tool that does not log them): corners said '0 corners' and the report's maps were one dot."""
+    from f1twin.report import make_report
+    p = export_csv(load_session(B).assign(car_x=0.0, car_y=0.0, car_z=0.0), tmp_path / 'nopos.csv')
+    r = f1twin('corners', p)
+    assert r.returncode == 2 and 'no car positions in these laps' in r.stderr, r.stderr
+    from f1twin.circuit import CircuitError, circuit_map
+    with pytest.raises(CircuitError, match='car_x/car_z do not change'):
+        circuit_map(load_session(p))
+    rep = make_report(p, tmp_path / 'out')
+    page = rep.html.read_text(encoding='utf-8')
+    assert 'No car positions in this session' in page and '1:21.790' in page
+    import nbformat
+    streams = [o for c in nbformat.read(rep.notebook, 4).cells for o in c.get('outputs', []) if o.get('name') == 'stderr']
+    assert not streams, 'no warnings printed into the page'
