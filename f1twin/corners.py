@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from .schema import F1twinError
-from .laps import CHANNELS, LapError, check_lap, has_positions, check_step, complete_laps, lap_bounds, lap_samples, lap_table, on_grid, common_anchors, representative_laps
+from .laps import CHANNELS, LapError, check_lap, has_positions, check_step, complete_laps, lap_bounds, lap_samples, lap_table, on_grid, common_anchors, representative_laps, _same_track
 
 # %% auto #0
 __all__ = ['TRACK_CORNERS', 'MIN_DROP_KMH', 'MIN_TURN_DEG', 'BRAKE_ON', 'FULL_THROTTLE', 'TURN_IN', 'LapGrid', 'find_corners',
@@ -51,6 +51,7 @@ def _ref_samples(df, ref, samples: dict, full: pd.DataFrame, bounds: pd.DataFram
     if lap.attrs['partial'] or not np.isfinite(lap.attrs['lap_time_ms']):  # (the out-lap: every corner 'lost' seconds)
         which = f"complete timed laps: {full['lap'].tolist()}" if not isinstance(ref, tuple) else 'give a complete timed lap of that session'
         raise LapError(f"reference: lap {lap.attrs['lap']} is not a complete timed lap; {which}")
+    if isinstance(ref, tuple): _same_track(lap, df)  # another session's lap: of this track and car
     return lap
 
 # %% ../nbs/14_corners.ipynb #410bdc93

@@ -187,3 +187,16 @@ def test_a_log_without_positions_says_so_and_its_report_leaves_out_corners_and_m
     import nbformat
     streams = [o for c in nbformat.read(rep.notebook, 4).cells for o in c.get('outputs', []) if o.get('name') == 'stderr']
     assert not streams, 'no warnings printed into the page'
+
+
+def test_a_reference_lap_of_another_track_or_car_is_refused(tmp_path):
+    from f1twin.io import save_session
+    b = load_session(B)
+    for key, value in (('track', 'brands_hatch'), ('car', 'gt3')):
+        other = b.copy()
+        other.attrs = {**b.attrs, 'f1twin': {**b.attrs['f1twin'], key: value}}
+        p = save_session(other, tmp_path / f'{key}.parquet')
+        r = f1twin('corners', A, '--ref', f'{p}:2')
+        assert r.returncode == 2 and f'the laps are of different {key}s' in r.stderr, r.stderr
+    r = f1twin('corners', A, '--ref', f'{B}:2')  # the same track and car: the other session's lap is the reference
+    assert r.returncode == 0 and 'reference' in r.stdout, r.stderr
