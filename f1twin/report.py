@@ -454,9 +454,10 @@ def report_all(folder, out_dir=None, *, progress: bool = True, template=None) ->
     if not files: raise ReportError(f'{folder}: no session files ({", ".join(SESSION_PATTERNS)})')
     load_template(template)  # a bad template fails once, not once per session
     out_dir = Path(out_dir or folder / 'reports')
-    results = {}
+    results, stems = {}, [f.stem for f in files]
     for f in tqdm(files, desc='reports', unit='session', disable=not progress):
-        try: results[f] = make_report(f, out_dir, template=template)
+        name = f.stem if stems.count(f.stem) == 1 else f'{f.stem}_{f.suffix[1:]}'  # x.csv and x.parquet: two reports
+        try: results[f] = make_report(f, out_dir, template=template, name=name)
         except F1twinError as e: results[f] = str(e)
     return write_index(out_dir, results), results
 

@@ -96,7 +96,7 @@ ONE_WORKER_FULL_RATE = pytest.mark.xdist_group('report-at-full-rate')
 def report_all(tmp_path_factory):
     """`f1twin report --all` on a folder of both real sessions, one as a MoTeC log too, and a broken file, once: its
     outcome and its folder."""
-    from f1twin.io import load_session
+    from f1twin.io import load_session, save_session
     from f1twin.motec import write_ld
     tmp = tmp_path_factory.mktemp('all')
     folder = tmp / 'sessions'
@@ -105,6 +105,7 @@ def report_all(tmp_path_factory):
         for f in (name, name.replace('.csv', '.meta.json')): (folder / f).write_bytes((ROOT / 'data' / f).read_bytes())
     (folder / 'broken <b>.csv').write_text('not,a,session\n')
     write_ld(load_session(folder / list(SESSIONS)[1]), folder / 'motec.ld')  # (its .ldx beside it is no session of its own)
+    save_session(load_session(folder / list(SESSIONS)[0]), folder / 'motec.parquet')  # another session of the same stem
     return f1twin('report', '--all', folder, '--out', tmp / 'out'), tmp / 'out'
 
 
@@ -275,14 +276,16 @@ def test_a_kernel_that_never_starts_is_one_clear_error_and_leaves_nothing(tmp_pa
 def test_report_all_with_index(report_all):
     r, out = report_all
     assert r.returncode == 2, 'one session failed'
-    assert '3 report(s), 1 failed' in r.stdout and 'broken <b>.csv' in r.stderr
+    assert '4 report(s), 1 failed' in r.stdout and 'broken <b>.csv' in r.stderr
     index = (out / 'index.html').read_text()
     assert all(f'href="{Path(n).stem}.html"' in index for n in SESSIONS) and 'failed: ' in index
     assert 'broken &lt;b&gt;.csv' in index and '<b>' not in index, 'names from files are escaped'
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        ['index.html'] + [f'{Path(n).stem}.{ext}' for n in [*SESSIONS, 'motec.ld'] for ext in ('html', 'ipynb')]), \
+    names = [Path(n).stem for n in SESSIONS] + ['motec_ld', 'motec_parquet']  # one stem, two files: two reports
+    assert sorted(p.name for p in out.iterdir()) == sorted(['index.html'] + [f'{n}.{ext}' for n in names for ext in ('html', 'ipynb')]), \
         'an html page and its notebook per session, the index, nothing else'
-    assert all(t in (out / 'motec.html').read_text() for t in SESSIONS['telemetry_2025-09-13_16-18-26.csv']), 'the .ld too'
+    assert all(t in (out / 'motec_ld.html').read_text() for t in SESSIONS['telemetry_2025-09-13_16-18-26.csv']), 'the .ld too'
+    assert all(t in (out / 'motec_parquet.html').read_text() for t in SESSIONS['telemetry_2025-09-12_19-00-17.csv'])
+    assert 'href="motec_ld.html"' in index and 'href="motec_parquet.html"' in index
 
 
 # --- the template notebook ------------------------------------------------------------------------------------
