@@ -297,8 +297,13 @@ def _value_events(f, t, lap, flags: dict, kind: str, first_last=None) -> list[pd
 def bad_values(df: pd.DataFrame) -> pd.DataFrame:
     "Non-finite values (NaN, inf) where the record needs a number, and values outside what a car can do (LIMITS)."
     df = with_laps(df)
-    t, lap = _col(df, 'session_time_s'), df['lap'].to_numpy()
-    return events_frame(_value_events(df, t, lap, _nonfinite_flags(df), 'non-finite')
+    t, lap, flags = _col(df, 'session_time_s'), df['lap'].to_numpy(), _nonfinite_flags(df)
+    # a needed channel with no value at all: the source did not record it (a MoTeC log without steering), said once
+    absent = [c for c in NEEDED if len(t) and flags[c].all() and not np.isinf(_col(df, c)).any()]
+    for c in absent: flags[c] = np.zeros(len(t), dtype=bool)
+    said = [_make('non-finite', t[:1], lap[:1], 'info', [f'{c} has no value in any sample: the source did not record it'],
+                  c, np.nan, t[-1] - t[0]) for c in absent]
+    return events_frame(said + _value_events(df, t, lap, flags, 'non-finite')
                         + _value_events(df, t, lap, _range_flags(df), 'impossible value'))
 
 # %% ../nbs/20_detectors.ipynb #e2b2d102

@@ -200,3 +200,19 @@ def test_a_reference_lap_of_another_track_or_car_is_refused(tmp_path):
         assert r.returncode == 2 and f'the laps are of different {key}s' in r.stderr, r.stderr
     r = f1twin('corners', A, '--ref', f'{B}:2')  # the same track and car: the other session's lap is the reference
     assert r.returncode == 0 and 'reference' in r.stdout, r.stderr
+
+
+def test_a_channel_the_source_never_recorded_is_said_once_not_a_critical_anomaly(tmp_path):
+    """A MoTeC log without a steering channel: steering is NaN throughout; 'critical: steering is NaN in 25000 samples'
+    was every anomaly list's headline. NaN in part of a session stays what it was (critical)."""
+    from f1twin.anomalies import detect
+    from f1twin.io import save_session
+    df = load_session(A)
+    ev = detect(df.assign(steering=np.nan))
+    steer = ev[ev['detail'].str.startswith('steering')]
+    assert steer[['kind', 'severity']].values.tolist() == [['non-finite', 'info']]
+    assert steer['detail'].iloc[0] == 'steering has no value in any sample: the source did not record it'
+    part = df.copy()
+    part.loc[part.index[100:200], 'steering'] = np.nan
+    ev = detect(part)
+    assert (ev[ev['detail'].str.startswith('steering')]['severity'] == 'critical').all() and len(ev) > 0
