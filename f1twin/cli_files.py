@@ -206,7 +206,7 @@ def cmd_laps(args) -> int:
 def _laps_parser(sub):
     sp = sub.add_parser('laps', help='print the lap table of a session', description='Print the lap table of a session: '
                         'lap and sector times as the game timed them, lap kind, flags, speeds and pedal use.')
-    sp.add_argument('session', help='session file: the original CSV format or f1twin Parquet')
+    sp.add_argument('session', help="session file: the game's CSV log, f1twin Parquet, a MoTeC .ld (with its .ldx) or an i2 CSV export")
     sp.add_argument('--format', choices=('text', 'csv', 'json'), default='text', help='output format (default: text)')
     sp.set_defaults(func=cmd_laps)
 
@@ -252,7 +252,7 @@ def _convert_motec(args, out: Path) -> int:
 def _info_parser(sub):
     sp = sub.add_parser('info', help="print a session's metadata and summary", description="Print a session's metadata "
                         '(track, car, start time, sample rate, source) and a summary.')
-    sp.add_argument('session', help='session file')
+    sp.add_argument('session', help="session file: the game's CSV log, f1twin Parquet, a MoTeC .ld (with its .ldx) or an i2 CSV export")
     sp.set_defaults(func=cmd_info)
 
 def _convert_parser(sub):
@@ -261,7 +261,7 @@ def _convert_parser(sub):
                         'follows the extension of OUT: .csv the original format, .parquet f1twin, .ld a MoTeC i2 log (with '
                         'its .ldx: one beacon per lap at the game\'s lap times). A session the game restarted gives one '
                         'MoTeC file per run (OUT-run1.ld, ...).')
-    sp.add_argument('session', help='session file to read')
+    sp.add_argument('session', help="session file: the game's CSV log, f1twin Parquet, a MoTeC .ld (with its .ldx) or an i2 CSV export")
     sp.add_argument('out', help='file to write (.csv, .parquet or .ld)')
     sp.add_argument('--rate', type=int, metavar='HZ', help="MoTeC output: samples per second (default: the session's rate)")
     sp.add_argument('--i2', action='store_true', help="with a .csv OUT: write MoTeC i2's Export Data CSV instead of the original format")
@@ -297,7 +297,7 @@ def _corners_parser(sub):
     sp = sub.add_parser('corners', help='where the time goes: corner by corner against a reference lap',
                         description='Per lap and corner: braking point, turn-in, apex and minimum speed, gear, exit '
                         'speed and time lost against a reference lap (default: the best lap of the session).')
-    sp.add_argument('session', help='session file')
+    sp.add_argument('session', help="session file: the game's CSV log, f1twin Parquet, a MoTeC .ld (with its .ldx) or an i2 CSV export")
     sp.add_argument('--lap', type=int, help='only this lap (default: every complete timed lap)')
     sp.add_argument('--ref-lap', type=int, help='reference lap of this session (default: the best lap)')
     sp.add_argument('--ref', metavar='SESSION:LAP', help='reference lap of another session of the same track and car')
@@ -414,7 +414,7 @@ def _anomalies_parser(sub):
                         'channels, impossible or non-finite values, teleports, slow laps and pit laps, off-track '
                         'excursions, spins, wheel lock-ups. Prints time (m:ss), lap, kind, severity and detail; exit 0 '
                         'whether or not there are any.')
-    sp.add_argument('session', help='session file: the original CSV format or f1twin Parquet')
+    sp.add_argument('session', help="session file: the game's CSV log, f1twin Parquet, a MoTeC .ld (with its .ldx) or an i2 CSV export")
     sp.add_argument('--csv', action='store_true', help='CSV output with the columns time_s, lap, kind, severity, detail')
     sp.add_argument('--kind', type=_kind_arg, nargs='+', action='extend', metavar='KIND',
                     help=f"only these kinds (quote the ones with a space, or write pit-lap): {', '.join(KINDS)}")
@@ -451,7 +451,7 @@ def _report_parser(sub):
                         description='Run the report notebook on a session with papermill and convert it to one HTML file '
                         '(plotly.js inlined, opens offline); the executed notebook is kept beside it. With --all, SESSION '
                         'is a folder: every session in it, and an index.html linking the reports.')
-    sp.add_argument('session', nargs='?', help='session file (or, with --all, a folder of session files)')
+    sp.add_argument('session', nargs='?', help="session file: the game's CSV log, f1twin Parquet, a MoTeC .ld (with its .ldx) or an i2 CSV export (or, with --all, a folder of them)")
     sp.add_argument('--out', dest='reports_dir', metavar='OUT', help="output folder (default: the settings' reports_dir, "
                     'else reports, or FOLDER/reports with --all)')
     add_kafka_arguments(sp, help='read the session back from the Kafka topics instead of a file: bootstrap server')

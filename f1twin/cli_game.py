@@ -47,7 +47,7 @@ def _fake_ac_parser(sub):
                         description="Replay a recorded session into Assetto Corsa's three shared-memory pages (files "
                         'acpmf_physics, acpmf_graphics, acpmf_static), interpolated to HZ, with lap and sector times as '
                         'recorded; optionally paused, restarted, or closed and started again as the game would be.')
-    sp.add_argument('session', help='session file to replay')
+    sp.add_argument('session', help="session file to replay: the game's CSV log, f1twin Parquet, a MoTeC .ld (with its .ldx) or an i2 CSV export")
     sp.add_argument('--hz', type=positive_float, default=333.0, help='physics packets per second, up to 333 (default: 333)')
     sp.add_argument('--dir', default='/dev/shm', help='folder for the page files (default: /dev/shm)')
     sp.add_argument('--loops', type=positive_int, default=1, help='replay the session N times, each a new session (default: 1)')
@@ -136,7 +136,7 @@ def _replay_parser(sub):
                         description='Publish a recorded session to the Kafka topics (live telemetry, lap events, sector '
                         'times, session stats, every sample in batches) as the collector would, in real time or SPEED '
                         'times faster.')
-    sp.add_argument('session', help='session file to replay')
+    sp.add_argument('session', help="session file to replay: the game's CSV log, f1twin Parquet, a MoTeC .ld (with its .ldx) or an i2 CSV export")
     add_kafka_arguments(sp, required=True)
     sp.add_argument('--speed', type=positive_float, default=1.0, help='times real time (default: 1)')
     sp.add_argument('--car', dest='car_id', metavar='CAR', help="car/rig name in the message keys (default: the settings' "
