@@ -233,11 +233,18 @@ def cmd_convert(args) -> int:
         raise F1twinError(f'{out}: that is the session file itself; convert into another file')
     if kind == '.ld' or args.i2: return _convert_motec(args, out)
     if args.rate: raise F1twinError('--rate applies to MoTeC output only (.ld, or .csv with --i2)')
+    _writable(out, out.with_suffix('.meta.json')) if kind == '.csv' else _writable(out)
     df = load_session(args.session)
     if kind == '.csv': export_csv(df, out)
     else: save_session(df, out)
     print(out)
     return 0
+
+def _writable(*paths: Path) -> None:
+    "F1twinError before any work if a file of the output cannot be written (a folder in its place, or where it goes)."
+    for p in paths:
+        if p.is_dir(): raise F1twinError(f'{p}: is a folder; give the name of a file to write')
+        if why := output_problem(p.parent): raise F1twinError(f'{p}: cannot be written ({why})')
 
 def _convert_motec(args, out: Path) -> int:
     "Write a MoTeC log (.ld + .ldx) or an i2 CSV export; one file per run if the game restarted the session."
@@ -245,6 +252,7 @@ def _convert_motec(args, out: Path) -> int:
     if args.i2 and out.suffix.lower() != '.csv': raise F1twinError(f'{out}: --i2 writes an i2 CSV export: give a .csv file name')
     runs = split_runs(_load(args.session))
     paths = [out] if len(runs) == 1 else [out.with_name(f'{out.stem}-run{i}{out.suffix}') for i in range(1, len(runs) + 1)]
+    _writable(*paths, *([] if args.i2 else [p.with_suffix('.ldx') for p in paths]))
     for run, p in zip(runs, paths):
         if args.i2: print(write_i2_csv(run, p, rate=args.rate))
         else: print(write_ld(run, p, rate=args.rate), p.with_suffix('.ldx'), sep='\n')

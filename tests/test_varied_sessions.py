@@ -216,3 +216,13 @@ def test_a_channel_the_source_never_recorded_is_said_once_not_a_critical_anomaly
     part.loc[part.index[100:200], 'steering'] = np.nan
     ev = detect(part)
     assert (ev[ev['detail'].str.startswith('steering')]['severity'] == 'critical').all() and len(ev) > 0
+
+
+@pytest.mark.parametrize('out,blocked', [('x.ld', 'x.ldx'), ('x.ld', 'x.ld'), ('x.csv', 'x.meta.json'), ('x.parquet', 'x.parquet')])
+def test_convert_checks_every_file_it_writes_before_writing_any(tmp_path, out, blocked):
+    """A folder where the .ldx (or the CSV's meta.json) goes: was the .ld written, then an error naming a temporary
+    file ('.x.ldx.90b5b2bb.part -> x.ldx: Is a directory')."""
+    (tmp_path / blocked).mkdir()
+    r = f1twin('convert', B, tmp_path / out)
+    assert r.returncode == 2 and r.stderr.strip().endswith(f'{tmp_path / blocked}: is a folder; give the name of a file to write'), r.stderr
+    assert [p.name for p in tmp_path.iterdir()] == [blocked], 'nothing written'
