@@ -215,6 +215,10 @@ def _to_record_unit(spec: MotecChannel, values: np.ndarray, unit: str, path: Pat
     if spec.quantity == 'fraction' and not unit.strip() and np.nanmax(np.abs(values), initial=0) > 1.5:
         _note(path, f'channel {spec.name!r} has no unit and values up to {np.nanmax(values):g}: read as percent')
         f = spec.sign * 0.01
+    elif spec.quantity == 'fraction' and unit.strip() == '%' and 0 < np.nanmax(np.abs(values), initial=0) <= 1.0 and len(values) > 100:
+        _note(path, f'channel {spec.name!r} is labelled % but its values stay within 0..1 (up to {np.nanmax(values):g}): '
+                    'read as fractions (a whole session under 1 % is no driving)')
+        f = spec.sign * 1.0
     return values * f
 
 # %% ../nbs/03a_motec.ipynb #5e7c87f9

@@ -23,13 +23,13 @@ __all__ = ['G0', 'UNITS', 'CHANNELS', 'BY_FIELD', 'TIME', 'ESSENTIAL', 'LD_HEADE
 # %% ../nbs/03_motec_ld.ipynb #19e14938
 G0 = 9.80665  # standard gravity, m/s²
 UNITS: dict[str, dict[str, float]] = {  # quantity -> unit (lower case) -> factor to the record's unit
-    'speed': {'km/h': 1.0, 'kph': 1.0, 'kmh': 1.0, 'm/s': 3.6, 'mph': 1.609344},
+    'speed': {'km/h': 1.0, 'kph': 1.0, 'kmh': 1.0, 'km/hr': 1.0, 'kmph': 1.0, 'm/s': 3.6, 'mph': 1.609344},
     'fraction': {'%': 0.01, '': 1.0, 'ratio': 1.0},
     'angle': {'deg': np.pi / 180, '°': np.pi / 180, 'rad': 1.0},
     'accel': {'g': 1.0, 'm/s2': 1 / G0, 'm/s^2': 1 / G0, 'm/s²': 1 / G0},
     'length': {'m': 1.0, 'km': 1000.0, 'ft': 0.3048, 'mi': 1609.344},
-    'time': {'s': 1000.0, 'ms': 1.0},  # the record's times are in ms
-    'rpm': {'rpm': 1.0, 'rad/s': 60 / (2 * np.pi)},
+    'time': {'s': 1000.0, 'sec': 1000.0, 'ms': 1.0},  # the record's times are in ms
+    'rpm': {'rpm': 1.0, 'r/min': 1.0, '1/min': 1.0, '': 1.0, 'rad/s': 60 / (2 * np.pi)},  # no unit: rpm (as logged by most)
     'count': {},  # a count or a code: any unit, no conversion
 }
 

@@ -226,3 +226,21 @@ def test_convert_checks_every_file_it_writes_before_writing_any(tmp_path, out, b
     r = f1twin('convert', B, tmp_path / out)
     assert r.returncode == 2 and r.stderr.strip().endswith(f'{tmp_path / blocked}: is a folder; give the name of a file to write'), r.stderr
     assert [p.name for p in tmp_path.iterdir()] == [blocked], 'nothing written'
+
+
+def test_motec_units_other_loggers_use(tmp_path):
+    from f1twin.motec_ld import BY_FIELD
+    assert BY_FIELD['speed_kmh'].factor('km/hr') == BY_FIELD['speed_kmh'].factor('KPH') == 1.0
+    assert BY_FIELD['rpm'].factor('') == BY_FIELD['rpm'].factor('r/min') == 1.0  # an RPM channel without a unit
+
+
+def test_a_percent_channel_holding_fractions_is_read_as_fractions(tmp_path):
+    """Throttle labelled % with values 0..1 (a logger that writes fractions under a % label): was divided by 100, so
+    the car never passed 1 % throttle."""
+    from f1twin.motec import read_ld, write_ld
+    df = load_session(A)
+    p = write_ld(df.assign(throttle=df['throttle'] / 100), tmp_path / 'frac.ld')  # written as 0..1, labelled %
+    with pytest.warns(UserWarning, match="'Throttle Pos' is labelled % but its values stay within 0..1"):
+        back = read_ld(p)
+    full = lap_table(back)['full_throttle_pct'].iloc[1:-1]
+    assert (full > 60).all(), full
