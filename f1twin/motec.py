@@ -263,12 +263,19 @@ def _on_grid(values: np.ndarray, rate: int, t: np.ndarray, held: bool) -> np.nda
     return np.interp(t, tc, values)
 
 def _start_time(date: str, time: str) -> str:
-    "ISO start time (UTC assumed) from a MoTeC date (dd/mm/yyyy; mm/dd/yyyy where the day shows it) and time; '' if unreadable."
-    m = re.fullmatch(r'(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})', date.strip())
+    """ISO start time (UTC assumed) from a MoTeC date (dd/mm/yyyy or dd/mm/yy; mm/dd/yyyy where the day shows it;
+    yyyy-mm-dd) and time (24 h, or with AM/PM); '' if unreadable."""
+    iso = re.fullmatch(r'(\d{4})-(\d{1,2})-(\d{1,2})', date.strip())
+    m = iso or re.fullmatch(r'(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})', date.strip())
     if not m: return ''
-    a, b, y = map(int, m.groups())
-    d, mo = (b, a) if b > 12 >= a else (a, b)
+    if iso: y, mo, d = map(int, m.groups())
+    else:
+        a, b, y = map(int, m.groups())
+        d, mo = (b, a) if b > 12 >= a else (a, b)
+        y += 2000 if y < 100 else 0
     hms = [int(x) for x in re.findall(r'\d+', time)[:3]] + [0, 0, 0]
+    pm = re.search(r'\b([ap])\.?m\.?\b', time.lower())
+    if pm and hms[0] <= 12: hms[0] = hms[0] % 12 + (12 if pm.group(1) == 'p' else 0)
     try: return datetime(y, mo, d, *hms[:3], tzinfo=timezone.utc).isoformat()
     except ValueError: return ''
 

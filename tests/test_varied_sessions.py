@@ -244,3 +244,13 @@ def test_a_percent_channel_holding_fractions_is_read_as_fractions(tmp_path):
         back = read_ld(p)
     full = lap_table(back)['full_throttle_pct'].iloc[1:-1]
     assert (full > 60).all(), full
+
+
+@pytest.mark.parametrize('date,time,iso', [
+    ('13/09/2025', '14:15:02', '2025-09-13T14:15:02+00:00'), ('2025-09-13', '14:15:02', '2025-09-13T14:15:02+00:00'),
+    ('13/09/25', '2:15:02 PM', '2025-09-13T14:15:02+00:00'), ('09/13/2025', '12:05:00 AM', '2025-09-13T00:05:00+00:00'),
+    ('13.09.2025', '12:30 pm', '2025-09-13T12:30:00+00:00'), ('yesterday', '14:15', '')])
+def test_motec_log_dates_and_times_as_loggers_write_them(date, time, iso):
+    """ISO dates and two-digit years were left blank (samples dated 1970); '2:15:02 PM' was read as 02:15."""
+    from f1twin.motec import _start_time
+    assert _start_time(date, time) == iso
