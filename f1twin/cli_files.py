@@ -321,7 +321,7 @@ def _print_library(lib, args) -> None:
     for r in b.itertuples():
         print(f"{r.track or 'unknown track'} / {r.car or 'unknown car'}: best {format_lap_time(r.best_lap_ms)} "
               f"(lap {r.best_lap} of {Path(r.best_source).name}, {str(r.best_date)[:10]}), theoretical best "
-              f"{format_lap_time(r.theoretical_best_ms)}, {r.laps} valid laps in {r.sessions} session(s)")
+              f"{format_lap_time(r.theoretical_best_ms) or '-'}, {r.laps} valid laps in {r.sessions} session(s)")
     s = lib.sql('SELECT start_time, source, run, track, timed_laps, best_lap_ms, theoretical_best_ms FROM sessions '
                 'WHERE NOT starts_with(source, \'kafka:\') ORDER BY track, start_time')
     s['source'] = s['source'].map(lambda x: Path(x).name)

@@ -42,7 +42,9 @@ CREATE OR REPLACE VIEW unique_sessions AS SELECT * FROM sessions
 
 # %% ../nbs/17_library.ipynb #35558511
 def _lap_rows(t: pd.DataFrame, source: str, run: int, meta) -> pd.DataFrame:
-    sectors = {f's{k}_ms': t[f's{k}_ms'] if f's{k}_ms' in t else np.nan for k in (1, 2, 3)}
+    # the library keeps three sectors: a track with more has none kept (their sum would make a theoretical best too fast)
+    three = not any(f's{k}_ms' in t for k in range(4, 100))
+    sectors = {f's{k}_ms': t[f's{k}_ms'] if f's{k}_ms' in t and three else np.nan for k in (1, 2, 3)}
     valid = t['lap_time_ms'].notna() & ~t['partial'] & ~t['pit'] & (t['kind'] == 'flying')
     return pd.DataFrame({'source': source, 'run': run, 'seq': np.arange(len(t)), 'lap': t.index.to_numpy(),
                          'lap_time_ms': t['lap_time_ms'],

@@ -254,3 +254,19 @@ def test_motec_log_dates_and_times_as_loggers_write_them(date, time, iso):
     """ISO dates and two-digit years were left blank (samples dated 1970); '2:15:02 PM' was read as 02:15."""
     from f1twin.motec import _start_time
     assert _start_time(date, time) == iso
+
+
+def test_the_library_keeps_no_sectors_of_a_track_with_more_than_three(tmp_path):
+    """A track with four sectors: the library kept s1-s3 and its theoretical best (their sum) was 13 s under the best lap."""
+    from f1twin.io import save_session
+    from f1twin.library import LapLibrary
+    df = load_session(A)
+    s = df['sector'].to_numpy().copy()
+    s[(s == 2) & (df['current_lap_time_ms'].to_numpy() > 75_000)] = 3  # the last stretch a sector of its own
+    four = df.assign(sector=s)
+    assert [c for c in lap_table(four).columns if c.startswith('s') and c.endswith('_ms') and c[1:-3].isdigit()][-1] == 's4_ms'
+    save_session(four, tmp_path / 'lib' / 'four.parquet')
+    with LapLibrary(tmp_path / 'lib') as lib:
+        lib.update(progress=False)
+        best = lib.sql('SELECT min(best_lap_ms) AS b, min(theoretical_best_ms) AS t FROM sessions').iloc[0]
+    assert best['b'] == 81186 and pd.isna(best['t'])
