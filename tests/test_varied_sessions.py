@@ -270,3 +270,22 @@ def test_the_library_keeps_no_sectors_of_a_track_with_more_than_three(tmp_path):
         lib.update(progress=False)
         best = lib.sql('SELECT min(best_lap_ms) AS b, min(theoretical_best_ms) AS t FROM sessions').iloc[0]
     assert best['b'] == 81186 and pd.isna(best['t'])
+
+
+def test_a_renamed_copy_of_a_session_counts_once_in_the_library(tmp_path):
+    """A CSV's session id is its file name: a copy under another name counted twice ('8 valid laps in 3 sessions')."""
+    import shutil
+    from f1twin.library import LapLibrary
+    lib_dir = tmp_path / 'lib'
+    lib_dir.mkdir()
+    for name in ('telemetry_2025-09-13_16-18-26', 'monza_practice'):
+        for ext in ('.csv', '.meta.json'): shutil.copy(B.with_suffix(ext), lib_dir / f'{name}{ext}')
+    shutil.copy(A, lib_dir / A.name)
+    shutil.copy(A.with_suffix('.meta.json'), lib_dir / A.with_suffix('.meta.json').name)
+    with LapLibrary(lib_dir) as lib:
+        lib.update(progress=False)
+        row = lib.sql("SELECT count(*) AS laps FROM unique_laps WHERE valid").iloc[0]
+        sessions = lib.sql('SELECT count(*) AS n FROM unique_sessions').iloc[0]['n']
+    assert row['laps'] == 4 + 2 and sessions == 2
+    r = f1twin('library', lib_dir)
+    assert '6 valid laps in 2 session(s)' in r.stdout, r.stdout
