@@ -97,14 +97,18 @@ def check_step(step) -> float:
     return float(step)
 
 def split_runs(df: pd.DataFrame) -> list[pd.DataFrame]:
-    "The session cut at each restart: one frame per run, each with its own session clock from zero."
+    """The session cut at each restart: one frame per run, each with its own session clock from zero; a later run's
+    metadata starts when it does (its first sample's timestamp), so a file written from it is dated as it ran."""
     session_frame(df)
     cuts = np.r_[0, restarts(df), len(df)]
+    ts = df['timestamp'].to_numpy(np.float64) if 'timestamp' in df.columns else np.full(len(df), np.nan)
     runs = []
     for a, b in zip(cuts[:-1], cuts[1:]):
         run = df.iloc[a:b].reset_index(drop=True)
         run['session_time_s'] = run['session_time_s'] - run['session_time_s'].iloc[0]
-        run.attrs = dict(df.attrs)
+        run.attrs = {**df.attrs, 'f1twin': dict(df.attrs.get('f1twin', {}))}
+        if a and np.isfinite(ts[a]) and ts[a] > 0:
+            run.attrs['f1twin']['start_time'] = pd.Timestamp(ts[a], unit='s', tz='UTC').isoformat()
         runs.append(run)
     return runs
 

@@ -33,12 +33,15 @@ CREATE TABLE IF NOT EXISTS sessions (source VARCHAR, run INTEGER, session_id VAR
 CREATE TABLE IF NOT EXISTS laps (source VARCHAR, run INTEGER, seq INTEGER, lap INTEGER, lap_time_ms BIGINT,
     s1_ms BIGINT, s2_ms BIGINT, s3_ms BIGINT, kind VARCHAR, valid BOOLEAN, top_speed_kmh DOUBLE, track VARCHAR,
     car VARCHAR, car_id VARCHAR, session_id VARCHAR, start_time TIMESTAMPTZ, PRIMARY KEY (source, run, seq));
--- the same session kept twice (a CSV and its Parquet conversion, a renamed copy) counts once: one car's session is
--- told by its start time; without one, by its id (a CSV's id is its file name)
+-- the same session kept twice (a CSV and its Parquet conversion, a renamed copy, a run written to a file of its own)
+-- counts once: one car's run is told by its start time (each run starts when it does); without one, by the session's
+-- id (a CSV's is its file name) and the run's number
 CREATE OR REPLACE VIEW unique_laps AS SELECT * FROM laps
-    QUALIFY row_number() OVER (PARTITION BY car_id, coalesce(CAST(start_time AS VARCHAR), session_id), run, seq ORDER BY source) = 1;
+    QUALIFY row_number() OVER (PARTITION BY car_id, coalesce(CAST(start_time AS VARCHAR), session_id || '#' || run), seq
+                               ORDER BY source) = 1;
 CREATE OR REPLACE VIEW unique_sessions AS SELECT * FROM sessions
-    QUALIFY row_number() OVER (PARTITION BY car_id, coalesce(CAST(start_time AS VARCHAR), session_id), run ORDER BY source) = 1;
+    QUALIFY row_number() OVER (PARTITION BY car_id, coalesce(CAST(start_time AS VARCHAR), session_id || '#' || run)
+                               ORDER BY source) = 1;
 '''
 
 # %% ../nbs/17_library.ipynb #35558511
@@ -61,7 +64,7 @@ def session_rows(path) -> tuple[pd.DataFrame, pd.DataFrame]:
     meta, source = session_meta(df), str(path)
     sess, laps = [], []
     for run, r in enumerate(split_runs(df)):
-        t = lap_table(r)
+        t, meta = lap_table(r), session_meta(r)  # (a later run starts when it does)
         lr = _lap_rows(t, source, run, meta)
         ok = lr[lr['valid']]
         theo = ok[['s1_ms', 's2_ms', 's3_ms']].min().sum(min_count=3) if len(ok) else np.nan
@@ -232,7 +235,7 @@ def bests(self: LapLibrary) -> pd.DataFrame:
     "Per track and car: sessions, valid laps, the best lap (time, file, lap, date) and the best theoretical lap."
     return self.sql('''
         WITH v AS (SELECT * FROM unique_laps WHERE valid)
-        SELECT track, car, count(DISTINCT concat_ws('#', car_id, coalesce(CAST(start_time AS VARCHAR), session_id), run)) AS sessions, count(*) AS laps,
+        SELECT track, car, count(DISTINCT concat_ws('#', car_id, coalesce(CAST(start_time AS VARCHAR), session_id || '#' || run))) AS sessions, count(*) AS laps,
                min(lap_time_ms) AS best_lap_ms, arg_min(source, lap_time_ms) AS best_source,
                arg_min(run, lap_time_ms) AS best_run, arg_min(lap, lap_time_ms) AS best_lap,
                arg_min(start_time, lap_time_ms) AS best_date,

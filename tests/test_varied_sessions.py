@@ -289,3 +289,28 @@ def test_a_renamed_copy_of_a_session_counts_once_in_the_library(tmp_path):
     assert row['laps'] == 4 + 2 and sessions == 2
     r = f1twin('library', lib_dir)
     assert '6 valid laps in 2 session(s)' in r.stdout, r.stdout
+
+
+def test_each_run_of_a_restarted_session_is_dated_as_it_ran_and_counted_once(tmp_path):
+    """A session the game restarted, converted to MoTeC (a log per run): the second run's log had the first run's start
+    time, and the library took it for the first run (its laps left out as duplicates)."""
+    import shutil
+    from f1twin.laps import split_runs
+    from f1twin.library import LapLibrary
+    a = load_session(A)
+    two = pd.concat([a, a.assign(timestamp=a['timestamp'] + 1000)], ignore_index=True)
+    two.attrs = a.attrs
+    lib_dir = tmp_path / 'lib'
+    src = export_csv(two, lib_dir / 'two.csv')
+    shutil.copy(A.with_suffix('.meta.json'), src.with_suffix('.meta.json'))  # the track and car
+    runs = split_runs(load_session(src))
+    t0 = pd.Timestamp(a['timestamp'].iloc[0], unit='s', tz='UTC')
+    assert [pd.Timestamp(r.attrs['f1twin']['start_time']) - t0 for r in runs][1] == pd.Timedelta(seconds=1000)
+    r = f1twin('convert', src, tmp_path / 'out' / 'two.ld')
+    assert r.returncode == 0, r.stderr
+    for f in (tmp_path / 'out').iterdir(): shutil.copy(f, lib_dir / f.name)  # two-run1.ld/.ldx, two-run2.ld/.ldx
+    with LapLibrary(lib_dir) as lib:
+        lib.update(progress=False)
+        laps = lib.sql('SELECT count(*) AS n FROM unique_laps WHERE valid').iloc[0]['n']
+        sessions = lib.sql('SELECT count(*) AS n FROM unique_sessions').iloc[0]['n']
+    assert (laps, sessions) == (8, 2), 'each run once: the CSV and its two logs hold the same two runs'
