@@ -361,12 +361,16 @@ def test_cli_ctrl_c_while_recording(tmp_path):
     col = Running('collect', '--dir', tmp_path / 'pages', '--out', tmp_path / 'out', '--wait')
     col.wait_for('recording session')
     wait_until(lambda: list((tmp_path / 'out').glob('*.parts/part-*')), 30, 'a second of samples on disk')
+    import pyarrow.parquet as pq
+    on_disk = sum(pq.ParquetFile(p).metadata.num_rows for p in (tmp_path / 'out').glob('*.parts/part-*.parquet'))
     sent = col.signal()
     code, out, err = col.finish(timeout=30)
     fake.terminate(); fake.wait(timeout=30)
     assert time.monotonic() - sent < 5 and code == 0 and 'Traceback' not in err, err
     rec = load_session(session_file(tmp_path / 'out'))
-    assert f'samples {len(rec)};' in out and len(rec) > 300
+    # every sample on disk before Ctrl+C is in the file, and what came after until the stop (how many a second the
+    # collector records is a speed figure: a loaded machine gave 266 in that first second, once)
+    assert f'samples {len(rec)};' in out and len(rec) >= on_disk > 0
 
 
 @pytest.mark.parametrize('batch_s', ['0.1', '0'])
