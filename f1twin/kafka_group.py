@@ -107,15 +107,17 @@ class GroupReader:
 # %% ../nbs/11b_kafka_group.ipynb #7e2b9d41
 @patch
 def _watch(self: GroupReader) -> None:
-    "Join again if this member's partitions grew over the last `stuck_s` s while it received nothing."
+    """Join again if this member's partitions held messages it had not read over the last `stuck_s` s while it
+    received nothing (messages that arrived meanwhile, or that were there when it was given the partitions)."""
     self._watch_at = time.monotonic() + self.stuck_s
     tps = frozenset(self._consumer.assignment())
-    try: ends = sum(self._consumer.end_offsets(list(tps)).values()) if tps else 0
+    try:
+        ends = self._consumer.end_offsets(list(tps)) if tps else {}
+        lag = sum(max(0, ends[tp] - self._consumer.position(tp)) for tp in tps)
     except Exception: return  # the broker is away: the poll says so, a new connection would not help
-    before, self._watched = self._watched, (tps, ends, self._fed)
-    if tps and before is not None and before[0] == tps and ends > before[1] and self._fed == before[2]:
-        self._rejoin(f'{ends - before[1]} message(s) arrived on its {len(tps)} partition(s) in {self.stuck_s:g} s and '
-                     'none reached it')
+    before, self._watched = self._watched, (tps, lag, self._fed)
+    if tps and before is not None and before[0] == tps and lag and before[1] and self._fed == before[2]:
+        self._rejoin(f'{lag} message(s) waited on its {len(tps)} partition(s) for {self.stuck_s:g} s and none reached it')
 
 @patch
 def _rejoin(self: GroupReader, why: str) -> None:

@@ -165,14 +165,45 @@ def test_a_member_that_stops_fetching_joins_again_and_loses_nothing(kafka_bootst
                                                                             instance_id=instance_id, stuck_s=1.0) as g:
         send(pub, range(1, 7))
         wait_until(lambda: got.extend(g.poll(50, 100)) or len(got) >= 6, 30, 'the first six laps')
+        first = g.rejoins  # 1 when kafka-python left the new member assigned and not fetching (the case itself, for real)
         assert g.commit()
         idle_until = time.monotonic() + 3.5  # idle for three periods: no rejoin
         while time.monotonic() < idle_until: assert g.poll(50, 100) == []
-        assert g.rejoins == 0
+        assert g.rejoins == first
         g._consumer.pause(*g._consumer.assignment())  # the member stops fetching, its partitions still assigned
         send(pub, range(7, 13))
         wait_until(lambda: got.extend(g.poll(50, 100)) or len(got) >= 12, 30, 'the six laps after the stall')
-        assert g.rejoins == 1
+        assert g.rejoins == first + 1
     assert sorted(m['lap_number'] for m in got) == list(range(1, 13)), 'each lap once'
     said = [r.getMessage() for r in caplog.records if 'joining the group again' in r.getMessage()]
-    assert len(said) == 1 and 'none reached it' in said[0], said
+    assert len(said) == first + 1 and all('none reached it' in m for m in said), said
+
+
+def test_a_new_member_given_partitions_it_never_fetches_joins_again(kafka_bootstrap, monkeypatch):
+    """What make test met (kafka-python 3.0.12, about one run in three on a loaded machine): a member joined with its
+    partitions assigned and positioned at 0, messages waiting, and no fetch ever made; the watch looked only for
+    partitions that grew, so it waited for good. Simulated by pausing before the first poll: it joins again."""
+    from dataclasses import replace
+    from f1twin.kafka_admin import ensure_topics
+    from f1twin.kafka_group import GroupReader
+    from f1twin.kafka_publish import KafkaPublisher
+    from f1twin.schema import LAP_EVENTS, message_key
+    from conftest import wait_until
+    spec = replace(LAP_EVENTS, name=f'f1twin-never-{uuid.uuid4().hex[:8]}', partitions=2)
+    ensure_topics(kafka_bootstrap, [spec])
+    with KafkaPublisher(kafka_bootstrap, ensure=[spec]) as pub:
+        for n in range(1, 7):
+            pub.publish(spec.name, message_key('rig1', 's1'), {'session_id': 's1', 'car_id': 'rig1', 'timestamp': time.time(),
+                        'lap_number': n, 'lap_time_ms': 81000 + n, 'sector_times': [], 'best_lap': False, 'distance_total': 5754.0 * n})
+        assert pub.flush(10)
+    from f1twin import kafka_group
+    stall = [True]
+    def assigned(listener, tps, original=kafka_group._Listener.on_partitions_assigned):
+        original(listener, tps)
+        if stall and tps: stall.clear(); listener.reader._consumer.pause(*tps)  # the first member never fetches
+    monkeypatch.setattr(kafka_group._Listener, 'on_partitions_assigned', assigned)
+    got = []
+    with GroupReader(kafka_bootstrap, spec, f'never-{uuid.uuid4().hex[:8]}', stuck_s=1.0) as g:
+        wait_until(lambda: got.extend(g.poll(50, 100)) or len(got) >= 6, 30, 'the six laps')
+        assert g.rejoins == 1 and not stall
+    assert sorted(m['lap_number'] for m in got) == list(range(1, 7)), 'each lap once'
