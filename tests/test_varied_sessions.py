@@ -1,6 +1,7 @@
 """Sessions unlike the two bundled ones, as other tools and other drivers make them (from a sweep with MoTeC files of
 other tools and varied sessions): each once crashed, gave a wrong figure, or wrote a file f1twin could not read back."""
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ from clirun import f1twin
 from f1twin.io import export_csv, load_session
 from f1twin.laps import lap_table, sector_table, theoretical_best_ms
 
-ROOT = __import__('pathlib').Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 A = ROOT / 'data' / 'telemetry_2025-09-12_19-00-17.csv'
 B = ROOT / 'data' / 'telemetry_2025-09-13_16-18-26.csv'
 A_LAPS = [81817, 81186, 82539, 82165]
@@ -104,7 +105,7 @@ def test_a_log_whose_game_clocks_are_all_zero_has_no_lap_of_no_time(tmp_path):
     assert np.allclose(lap_table(kept)['lap_time_ms'].dropna(), A_LAPS, atol=60)
 
 
-def ld_with_counts(tmp_path, counts) -> 'Path':
+def ld_with_counts(tmp_path, counts) -> Path:
     """A MoTeC log of session A written by f1twin, with the sample count of its channels set by `counts(name)` (None:
     as written); the .ldx beside it."""
     import struct
@@ -139,7 +140,7 @@ def test_an_upper_case_ldx_is_the_logs_laps(tmp_path):
     assert r.returncode == 0 and 'beacon' not in r.stderr and '1:21.186' in r.stdout, r.stderr
 
 
-def i2_variant(tmp_path, name, edit) -> 'Path':
+def i2_variant(tmp_path, name, edit) -> Path:
     """Session A exported as an i2 CSV by f1twin, then each line passed through `edit(number, line)`."""
     from f1twin.motec import write_i2_csv
     p = write_i2_csv(load_session(A), tmp_path / 'a_i2.csv')
