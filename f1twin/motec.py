@@ -197,6 +197,42 @@ def _crossings_of_clock(t: np.ndarray, clock_ms: np.ndarray) -> np.ndarray:
     r = np.flatnonzero(clock_ms[1:] < clock_ms[:-1]) + 1
     return t[r] - clock_ms[r] / 1000
 
+def _crossings_of_wrap(t: np.ndarray, x: np.ndarray, period: float) -> np.ndarray:
+    """Line crossings (s) where a channel that grows over a lap (track position, lap distance; `period` at the line)
+    falls back to 0, placed between its two samples by how far past the line the second one is."""
+    r = np.flatnonzero(x[1:] < x[:-1] - period / 2) + 1
+    past = np.clip(x[r] / np.maximum(x[r] + period - x[r - 1], 1e-9), 0, 1)
+    return t[r] - past * (t[r] - t[r - 1])
+
+def _crossings_of_counter(t: np.ndarray, laps: np.ndarray) -> np.ndarray:
+    "Line crossings (s) from a lap counter: the first sample of each higher count (to one sample step)."
+    return t[np.flatnonzero(np.diff(laps) > 0) + 1]
+
+def _found_crossings(t: np.ndarray, v: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
+    """Line crossings (s) for a log without beacons, and the channel they come from: the first of Lap Time, the track
+    position, Lap Distance and the lap counter that gives any; crossings less than a second after the one before (a car
+    rolling back over the line) are dropped."""
+    ways = {'current_lap_time_ms': lambda x: _crossings_of_clock(t, _held_fill(x)),
+            'normalized_position': lambda x: _crossings_of_wrap(t, x, 1.0),
+            'distance': lambda x: _crossings_of_wrap(t, x, np.nanmax(x, initial=0)),
+            'completed_laps': lambda x: _crossings_of_counter(t, _held_fill(x))}
+    for f, way in ways.items():
+        if f not in v: continue
+        b = way(np.asarray(v[f], np.float64))
+        b = b[np.r_[True, np.diff(b) >= 1.0]] if len(b) else b
+        if len(b): return b, BY_FIELD[f].name
+    return np.zeros(0), ''
+
+def _timed_by_last_lap(t: np.ndarray, b: np.ndarray, last_ms: np.ndarray | None) -> np.ndarray:
+    """Crossings `b` (s) found to a sample or so, placed to the millisecond by the file's Last Lap Time: each is the one
+    before it plus the lap time the file shows a second after it, where that agrees with the gap found (within 0.5 s)."""
+    if last_ms is None or len(b) < 2: return b
+    own = last_ms[np.searchsorted(t, b + 1.0).clip(0, len(t) - 1)] / 1000
+    ok = np.r_[False, np.isfinite(own[1:]) & (own[1:] > 0) & (np.abs(own[1:] - np.diff(b)) < 0.5)]
+    anchor = np.maximum.accumulate(np.where(ok, 0, np.arange(len(b))))  # the last crossing kept as found, at or before
+    run = np.cumsum(np.where(ok, own, 0.0))
+    return b[anchor] + run - run[anchor]
+
 def _distance_from_speed(t: np.ndarray, kmh: np.ndarray) -> np.ndarray:
     "Distance travelled (m) integrated from the speed (trapezoids), for a file without a distance channel."
     v = np.nan_to_num(kmh) / 3.6
@@ -233,9 +269,11 @@ def _to_session(path: Path, t: np.ndarray, v: dict[str, np.ndarray], beacons: np
         _note(path, f'{int(outside.sum())} of {len(beacons)} beacon(s) outside the log (0 to {t[-1] - t[0]:.3f} s), the '
                     f'first at {beacons[outside][0]:g} s: ignored')
         beacons = beacons[~outside]
-    if not len(beacons) and clock is not None:
-        beacons = _crossings_of_clock(t, clock)
-        if len(beacons): _note(path, f'no beacons: {len(beacons)} line crossing(s) taken from the Lap Time channel')
+    if not len(beacons):
+        beacons, source = _found_crossings(t, v)
+        if source != BY_FIELD['current_lap_time_ms'].name:
+            beacons = _timed_by_last_lap(t, beacons, _held_fill(v['last_lap_time_ms']) if 'last_lap_time_ms' in v else None)
+        if len(beacons): _note(path, f'no beacons: {len(beacons)} line crossing(s) taken from the {source} channel')
     held = {f: _held_fill(x) for f, x in v.items() if BY_FIELD[f].held}
     out = {**{f: x for f, x in v.items() if not BY_FIELD[f].held}, **held,
            **laps_from_beacons(t, beacons, clock[0] / 1000 if clock is not None else np.nan, held.get('completed_laps'),

@@ -141,7 +141,7 @@ class LdChannel:
     rate: int  # samples per second
     values: np.ndarray  # physical values, float64
     short: str = ''
-    store: str = 'f4'  # to write: 'f4', 'i2' or 'i4'; as read: the file's sample type ('<f4', '<i2', ...)
+    store: str = 'f4'  # to write: 'f4', 'i2' or 'i4'; as read: the file's sample type ('<f4', '<i2', ...), written back alike
     dec: int = 0  # decimal places of integer storage
 
 @dataclass
@@ -222,10 +222,22 @@ def _bytes(s, size: int) -> bytes:
     "A NUL-padded text field: Windows-1252, cut to leave room for the terminating NUL."
     return str(s).encode('cp1252', errors='replace')[:size - 1]
 
+def _store(c: LdChannel) -> str:
+    """How channel `c` is written: its `store`; a channel as read ('<f4', '<i2', ...) as it was stored, except float16
+    (written as float32) and integers whose values do not fit their decimal places (scaled by the logger: float32)."""
+    if c.store in _STORE: return c.store
+    if c.store not in _SAMPLE.values():
+        raise MotecError(f"channel {c.name!r}: store {c.store!r}; expected 'f4', 'i2' or 'i4'")
+    s = c.store.lstrip('<')
+    exact = s == 'f4' or np.allclose(np.round(np.asarray(c.values, np.float64) * 10.0 ** c.dec),
+                                     np.asarray(c.values, np.float64) * 10.0 ** c.dec, rtol=0, atol=1e-6)
+    return s if s in _STORE and exact else 'f4'
+
 def _encode(c: LdChannel) -> tuple[np.void, bytes]:
     "A channel's record (pointers still to fill) and its samples as bytes."
-    kind, size, typ = _STORE[c.store]
-    if c.store == 'f4': data = np.asarray(c.values, '<f4')
+    store = _store(c)
+    kind, size, typ = _STORE[store]
+    if store == 'f4': data = np.asarray(c.values, '<f4')
     else:
         raw, info = np.round(np.asarray(c.values, np.float64) * 10.0 ** c.dec), np.iinfo(typ)
         if not np.isfinite(raw).all() or raw.min(initial=0) < info.min or raw.max(initial=0) > info.max:
@@ -233,7 +245,7 @@ def _encode(c: LdChannel) -> tuple[np.void, bytes]:
                              f'{typ.__name__} with {c.dec} decimal places')
         data = raw.astype(np.dtype(typ).newbyteorder('<'))
     r = np.zeros(1, LD_CHANNEL)[0]
-    r['n'], r['kind'], r['size'], r['rate'], r['mul'], r['scale'], r['dec'] = len(data), kind, size, c.rate, 1, 1, c.dec
+    r['n'], r['kind'], r['size'], r['rate'], r['mul'], r['scale'], r['dec'] = len(data), kind, size, c.rate, 1, 1, c.dec if store != 'f4' else 0
     r['name'], r['short'], r['unit'] = _bytes(c.name, 32), _bytes(c.short, 8), _bytes(c.unit, 12)
     return r, data.tobytes()
 

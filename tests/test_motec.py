@@ -165,6 +165,64 @@ def test_without_the_ldx_the_lap_time_channel_gives_the_laps(tmp_path):
     assert timed_laps(back) == (GAME[DEMO], SECTORS[DEMO])
 
 
+def without_beacons_or_lap_clock(tmp_path, rate, drop):
+    """The demo session as a `rate` Hz log with no .ldx and no Lap Time channel, but a track position and a lap
+    distance made from its crossings (the position reaching 1 at the line, the distance integrated from the speed, as
+    the game's channels do), less the channels in `drop`."""
+    ld = motec.write_ld(prepare_session(load_session(DEMO)), tmp_path / 'x.ld', rate=rate)
+    ld.with_suffix('.ldx').unlink()
+    log = motec.read_ld_log(ld)
+    clock = log.channel('Lap Time').values
+    t = np.arange(len(clock)) / rate
+    r = np.flatnonzero(np.diff(clock) < 0) + 1
+    cross = np.r_[-clock[0], t[r] - clock[r]]  # the lap under way at the start began before the log
+    v = log.channel('Ground Speed').values / 3.6
+    travelled = np.r_[0, np.cumsum((v[1:] + v[:-1]) / 2 / rate)]
+    at = np.interp(cross, t, travelled)
+    at[0] = at[1] - 5793  # Monza's length: the lap under way at the start
+    seg = np.searchsorted(cross, t, side='right') - 1
+    lap_s = np.diff(np.r_[cross, cross[-1] + 90])  # (the lap under way at the end: 90 s)
+    made = {'Car Pos Norm': ('', (t - cross[seg]) / lap_s[seg]), 'Lap Distance': ('m', travelled - at[seg])}
+    log.channels = [c for c in log.channels if c.name not in ('Lap Time', *drop)] + [
+        motec.LdChannel(n, u, rate, x) for n, (u, x) in made.items() if n not in drop]
+    out = tmp_path / 'y.ld'
+    out.write_bytes(motec.ld_bytes(log))
+    return quiet(load_session, out)
+
+
+@pytest.mark.parametrize('drop, source, crossings', [((), 'Car Pos Norm', 5), (('Car Pos Norm',), 'Lap Distance', 5),
+                                          (('Car Pos Norm', 'Lap Distance'), 'Session Lap Count', 4)])
+def test_without_beacons_or_lap_clock_the_position_distance_or_lap_counter_gives_the_laps(tmp_path, drop, source, crossings):
+    back, notes = without_beacons_or_lap_clock(tmp_path, 20, drop)
+    assert any(f'no beacons: {crossings} line crossing(s) taken from the {source} channel' in n for n in notes), notes
+    assert timed_laps(back)[0] == GAME[DEMO], 'placed to the millisecond by the Last Lap Time channel'
+    back, notes = without_beacons_or_lap_clock(tmp_path, 20, drop + ('Last Lap Time',))
+    laps = lap_table(back)['lap_time_ms'].dropna().to_numpy()
+    assert len(laps) == len(GAME[DEMO]) - (source == 'Session Lap Count'), laps
+    assert np.abs(laps - GAME[DEMO][-len(laps):]).max() <= 50, 'without it: to a sample (50 ms at 20 Hz)'
+
+
+def test_without_any_lap_channel_a_log_is_one_stint(tmp_path):
+    back, notes = without_beacons_or_lap_clock(tmp_path, 20, ('Car Pos Norm', 'Lap Distance', 'Session Lap Count'))
+    assert not any('no beacons' in n for n in notes) and lap_table(back)['lap_time_ms'].notna().sum() == 0
+
+
+def test_a_log_as_read_writes_back_as_it_was_stored(tmp_path):
+    log = motec.read_ld_log(another_tools_log(tmp_path))
+    (tmp_path / 'again.ld').write_bytes(motec.ld_bytes(log))
+    again = motec.read_ld_log(tmp_path / 'again.ld')
+    assert [(c.name, c.unit, c.rate, c.store, c.dec) for c in again.channels] == [
+        (c.name, c.unit, c.rate, '<f4' if c.store == '<f2' else c.store, c.dec) for c in log.channels], 'float16 as float32'
+    assert all(np.array_equal(a.values, b.values) for a, b in zip(again.channels, log.channels))
+    thirds = handmade_ld(tmp_path / 'thirds.ld', [('Ground Speed', 'km/h', 10, 3, 2, (0, 1, 3, 0), [100, 101, 102])])
+    log = motec.read_ld_log(thirds)  # int16 scaled by 1/3: values between whole numbers
+    (tmp_path / 'b.ld').write_bytes(motec.ld_bytes(log))
+    back = motec.read_ld_log(tmp_path / 'b.ld')
+    assert back.channels[0].store == '<f4' and np.allclose(back.channels[0].values, [100 / 3, 101 / 3, 102 / 3], rtol=1e-7)
+    log.channels[0].store = 'f8'
+    with pytest.raises(motec.MotecError, match="store 'f8'"): motec.ld_bytes(log)
+
+
 def test_a_restarted_session_is_refused_and_the_cli_writes_one_log_per_run(tmp_path):
     a, b = load_session(DEMO), load_session(OTHER)
     two = pd.concat([a, b], ignore_index=True)
