@@ -36,12 +36,12 @@ CREATE TABLE IF NOT EXISTS laps (source VARCHAR, run INTEGER, seq INTEGER, lap I
 -- the same session kept twice (a CSV and its Parquet conversion, a renamed copy, a run written to a file of its own)
 -- counts once: one car's run is told by its start time (each run starts when it does); without one, by the session's
 -- id (a CSV's is its file name) and the run's number
+CREATE OR REPLACE MACRO run_identity(car_id, start_time, session_id, run) AS
+    concat_ws('#', car_id, coalesce(CAST(start_time AS VARCHAR), session_id || '#' || run));
 CREATE OR REPLACE VIEW unique_laps AS SELECT * FROM laps
-    QUALIFY row_number() OVER (PARTITION BY car_id, coalesce(CAST(start_time AS VARCHAR), session_id || '#' || run), seq
-                               ORDER BY source) = 1;
+    QUALIFY row_number() OVER (PARTITION BY run_identity(car_id, start_time, session_id, run), seq ORDER BY source) = 1;
 CREATE OR REPLACE VIEW unique_sessions AS SELECT * FROM sessions
-    QUALIFY row_number() OVER (PARTITION BY car_id, coalesce(CAST(start_time AS VARCHAR), session_id || '#' || run)
-                               ORDER BY source) = 1;
+    QUALIFY row_number() OVER (PARTITION BY run_identity(car_id, start_time, session_id, run) ORDER BY source) = 1;
 '''
 
 # %% ../nbs/17_library.ipynb #35558511
@@ -235,7 +235,7 @@ def bests(self: LapLibrary) -> pd.DataFrame:
     "Per track and car: sessions, valid laps, the best lap (time, file, lap, date) and the best theoretical lap."
     return self.sql('''
         WITH v AS (SELECT * FROM unique_laps WHERE valid)
-        SELECT track, car, count(DISTINCT concat_ws('#', car_id, coalesce(CAST(start_time AS VARCHAR), session_id || '#' || run))) AS sessions, count(*) AS laps,
+        SELECT track, car, count(DISTINCT run_identity(car_id, start_time, session_id, run)) AS sessions, count(*) AS laps,
                min(lap_time_ms) AS best_lap_ms, arg_min(source, lap_time_ms) AS best_source,
                arg_min(run, lap_time_ms) AS best_run, arg_min(lap, lap_time_ms) AS best_lap,
                arg_min(start_time, lap_time_ms) AS best_date,
