@@ -61,6 +61,22 @@ def _topics(topics) -> dict[str, TopicSpec | str]:
         raise StreamError(f'topics must be topic names or TopicSpecs, got {topics!r}')
     return {t.name if isinstance(t, TopicSpec) else t: t if isinstance(t, TopicSpec) else TOPICS.get(t, t) for t in items}
 
+# %% ../nbs/11_kafka_read.ipynb #1ee2e9ed
+def _no_wait_when_partial(fetcher) -> bool:
+    """Make `fetcher` ask the broker not to wait on a fetch that leaves partitions out (their records buffered, not yet
+    taken): new records for them would wait for that fetch's whole `fetch_max_wait_ms`. False if this kafka-python cannot."""
+    create, part = getattr(fetcher, '_create_fetch_requests', None), getattr(fetcher, '_fetchable_partitions', None)
+    every, cfg = getattr(getattr(fetcher, '_subscriptions', None), 'fetchable_partitions', None), getattr(fetcher, 'config', None)
+    if not (callable(create) and callable(part) and callable(every) and isinstance(cfg, dict) and 'fetch_max_wait_ms' in cfg):
+        return False
+    def requests():
+        if len(part()) >= len(every()): return create()
+        wait, cfg['fetch_max_wait_ms'] = cfg['fetch_max_wait_ms'], 0  # (read only here, on the consumer's IO thread)
+        try: return create()
+        finally: cfg['fetch_max_wait_ms'] = wait
+    fetcher._create_fetch_requests = requests  # looked up on the fetcher each time it sends fetches
+    return True
+
 # %% ../nbs/11_kafka_read.ipynb #d21ccc49
 def _consumer(settings: KafkaSettings, client_id: str, timeout_s: float) -> KafkaConsumer:
     "A consumer without a group; StreamError (KafkaAuthError for refused security) if Kafka does not answer."
@@ -81,6 +97,7 @@ def _wake_on_fetch(consumer, event) -> bool:
         try: return done(*args, **kw)
         finally: event.set()
     fetcher._clear_pending_fetch_request = cleared  # the fetcher looks it up each time it sends a fetch
+    _no_wait_when_partial(fetcher)
     return True
 
 def _fetch(consumer, arrived, hooked: bool, max_records: int, timeout_ms: int) -> dict:
