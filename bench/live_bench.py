@@ -32,7 +32,7 @@ trail plus car marker -- then sleep 0.1 s; the loop of the design's "Streamlit C
                                [--frames 300] [--messages 200000] [--memory-minutes 60] [--real-time]
                                [--skip latency redraw throughput memory]
 
-Without --kafka the local broker (`make kafka-up`, or `F1TWIN_KAFKA`) is used. About 3.5 minutes on 2 cores.
+Without --kafka the local broker (`make kafka-up`, or `F1TWIN_KAFKA`) is used. About 9 minutes on 2 cores (7 of them the latency runs).
 
 The "floor" rows send the same one-sample stream and read it with Kafka's own Java consumer (kafka-clients from the
 broker's jars, compiled with javac at run time): what the broker and this machine give, whatever the Python client
