@@ -199,7 +199,8 @@ def _crossings_of_clock(t: np.ndarray, clock_ms: np.ndarray) -> np.ndarray:
 
 def _crossings_of_wrap(t: np.ndarray, x: np.ndarray, period: float) -> np.ndarray:
     """Line crossings (s) where a channel that grows over a lap (track position, lap distance; `period` at the line)
-    falls back to 0, placed between its two samples by how far past the line the second one is."""
+    falls back to 0, placed between its two samples by how far past the line the second one is; none without a period."""
+    if not period > 0: return np.zeros(0)
     r = np.flatnonzero(x[1:] < x[:-1] - period / 2) + 1
     past = np.clip(x[r] / np.maximum(x[r] + period - x[r - 1], 1e-9), 0, 1)
     return t[r] - past * (t[r] - t[r - 1])
@@ -208,13 +209,18 @@ def _crossings_of_counter(t: np.ndarray, laps: np.ndarray) -> np.ndarray:
     "Line crossings (s) from a lap counter: the first sample of each higher count (to one sample step)."
     return t[np.flatnonzero(np.diff(laps) > 0) + 1]
 
+def _lap_length(distance: np.ndarray) -> float:
+    "The lap length (m) a Lap Distance channel shows: its largest value; 0 (none) under 100 m, no lap is that short."
+    top = np.nanmax(distance, initial=0)
+    return float(top) if top >= 100 else 0.0
+
 def _found_crossings(t: np.ndarray, v: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
     """Line crossings (s) for a log without beacons, and the channel they come from: the first of Lap Time, the track
     position, Lap Distance and the lap counter that gives any; crossings less than a second after the one before (a car
     rolling back over the line) are dropped."""
     ways = {'current_lap_time_ms': lambda x: _crossings_of_clock(t, _held_fill(x)),
             'normalized_position': lambda x: _crossings_of_wrap(t, x, 1.0),
-            'distance': lambda x: _crossings_of_wrap(t, x, np.nanmax(x, initial=0)),
+            'distance': lambda x: _crossings_of_wrap(t, x, _lap_length(x)),
             'completed_laps': lambda x: _crossings_of_counter(t, _held_fill(x))}
     for f, way in ways.items():
         if f not in v: continue

@@ -207,6 +207,17 @@ def test_without_any_lap_channel_a_log_is_one_stint(tmp_path):
     assert not any('no beacons' in n for n in notes) and lap_table(back)['lap_time_ms'].notna().sum() == 0
 
 
+def test_a_lap_distance_that_never_makes_a_lap_gives_no_crossings(tmp_path):
+    n = 200  # 10 s at 20 Hz of a car crawling in the pits: the lap distance jitters between 0 and 3 m
+    jitter = (np.arange(n) % 4).astype(float).tolist()
+    p = handmade_ld(tmp_path / 'pits.ld', [(name, unit, 20, 7, 4, (0, 1, 1, 0), values) for name, unit, values in (
+        ('Ground Speed', 'km/h', [5.0] * n), ('Throttle Pos', '%', [0.0] * n), ('Brake Pos', '%', [0.0] * n),
+        ('Engine RPM', 'rpm', [3000.0] * n), ('Gear', '', [1.0] * n), ('Lap Distance', 'm', jitter))])
+    df, notes = quiet(load_session, p)
+    assert not any('no beacons' in n for n in notes) and (df['completed_laps'] == 0).all(), notes
+    assert lap_table(df)['lap_time_ms'].notna().sum() == 0, 'one stint'
+
+
 def test_a_log_as_read_writes_back_as_it_was_stored(tmp_path):
     log = motec.read_ld_log(another_tools_log(tmp_path))
     (tmp_path / 'again.ld').write_bytes(motec.ld_bytes(log))
