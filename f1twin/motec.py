@@ -197,6 +197,31 @@ def _crossings_of_clock(t: np.ndarray, clock_ms: np.ndarray) -> np.ndarray:
     r = np.flatnonzero(clock_ms[1:] < clock_ms[:-1]) + 1
     return t[r] - clock_ms[r] / 1000
 
+def _distance_from_speed(t: np.ndarray, kmh: np.ndarray) -> np.ndarray:
+    "Distance travelled (m) integrated from the speed (trapezoids), for a file without a distance channel."
+    v = np.nan_to_num(kmh) / 3.6
+    return np.r_[0.0, np.cumsum(np.diff(t) * (v[1:] + v[:-1]) / 2)]
+
+def _note(path, text: str) -> None: warnings.warn(f'{path}: {text}', stacklevel=4)
+
+def _unknown_note(path, unknown: list[str], where: str) -> None:
+    if not unknown: return
+    shown = ', '.join(unknown[:8]) + (f', ... ({len(unknown) - 8} more)' if len(unknown) > 8 else '')
+    _note(path, f'{len(unknown)} channel(s) not in the f1twin record, not loaded: {shown} (all channels: {where})')
+
+def _to_record_unit(spec: MotecChannel, values: np.ndarray, unit: str, path: Path) -> np.ndarray:
+    "A channel's values in the record's unit; a fraction without a unit is told from its values (0-1, or 0-100 with a note)."
+    f = spec.factor(unit, str(path))
+    if spec.quantity == 'fraction' and not unit.strip() and np.nanmax(np.abs(values), initial=0) > 1.5:
+        _note(path, f'channel {spec.name!r} has no unit and values up to {np.nanmax(values):g}: read as percent')
+        f = spec.sign * 0.01
+    elif spec.quantity == 'fraction' and unit.strip() == '%' and 0 < np.nanmax(np.abs(values), initial=0) <= 1.0 and len(values) > 100:
+        _note(path, f'channel {spec.name!r} is labelled % but its values stay within 0..1 (up to {np.nanmax(values):g}): '
+                    'read as fractions (a whole session under 1 % is no driving)')
+        f = spec.sign * 1.0
+    return values * f
+
+# %% ../nbs/03a_motec.ipynb #abeea432
 def _crossings_of_wrap(t: np.ndarray, x: np.ndarray, period: float) -> np.ndarray:
     """Line crossings (s) where a channel that grows over a lap (track position, lap distance; `period` at the line)
     falls back to 0, placed between its two samples by how far past the line the second one is; none without a period."""
@@ -238,30 +263,6 @@ def _timed_by_last_lap(t: np.ndarray, b: np.ndarray, last_ms: np.ndarray | None)
     anchor = np.maximum.accumulate(np.where(ok, 0, np.arange(len(b))))  # the last crossing kept as found, at or before
     run = np.cumsum(np.where(ok, own, 0.0))
     return b[anchor] + run - run[anchor]
-
-def _distance_from_speed(t: np.ndarray, kmh: np.ndarray) -> np.ndarray:
-    "Distance travelled (m) integrated from the speed (trapezoids), for a file without a distance channel."
-    v = np.nan_to_num(kmh) / 3.6
-    return np.r_[0.0, np.cumsum(np.diff(t) * (v[1:] + v[:-1]) / 2)]
-
-def _note(path, text: str) -> None: warnings.warn(f'{path}: {text}', stacklevel=4)
-
-def _unknown_note(path, unknown: list[str], where: str) -> None:
-    if not unknown: return
-    shown = ', '.join(unknown[:8]) + (f', ... ({len(unknown) - 8} more)' if len(unknown) > 8 else '')
-    _note(path, f'{len(unknown)} channel(s) not in the f1twin record, not loaded: {shown} (all channels: {where})')
-
-def _to_record_unit(spec: MotecChannel, values: np.ndarray, unit: str, path: Path) -> np.ndarray:
-    "A channel's values in the record's unit; a fraction without a unit is told from its values (0-1, or 0-100 with a note)."
-    f = spec.factor(unit, str(path))
-    if spec.quantity == 'fraction' and not unit.strip() and np.nanmax(np.abs(values), initial=0) > 1.5:
-        _note(path, f'channel {spec.name!r} has no unit and values up to {np.nanmax(values):g}: read as percent')
-        f = spec.sign * 0.01
-    elif spec.quantity == 'fraction' and unit.strip() == '%' and 0 < np.nanmax(np.abs(values), initial=0) <= 1.0 and len(values) > 100:
-        _note(path, f'channel {spec.name!r} is labelled % but its values stay within 0..1 (up to {np.nanmax(values):g}): '
-                    'read as fractions (a whole session under 1 % is no driving)')
-        f = spec.sign * 1.0
-    return values * f
 
 # %% ../nbs/03a_motec.ipynb #5e7c87f9
 def _to_session(path: Path, t: np.ndarray, v: dict[str, np.ndarray], beacons: np.ndarray, meta: dict) -> pd.DataFrame:
