@@ -535,6 +535,18 @@ def test_write_i2_csv_is_read_back_with_the_games_lap_times(session, tmp_path):
         np.testing.assert_allclose(back[c], ld[c], rtol=2.4e-7, err_msg=c)
 
 
+def test_an_i2_export_without_beacon_markers_or_lap_time_takes_the_laps_from_its_lap_counter(tmp_path):
+    p = motec.write_i2_csv(prepare_session(load_session(DEMO)), tmp_path / 'x.csv', rate=20)
+    rows = list(csv.reader(p.open(newline='')))
+    at = next(i for i, r in enumerate(rows) if r[:1] == ['Time'])
+    gone = rows[at].index('Lap Time')
+    rows = [r for r in rows[:at] if r[:1] != ['Beacon Markers']] + [r[:gone] + r[gone + 1:] if r else r for r in rows[at:]]
+    with (tmp_path / 'bare.csv').open('w', newline='') as f: csv.writer(f, quoting=csv.QUOTE_ALL).writerows(rows)
+    back, notes = quiet(load_session, tmp_path / 'bare.csv')
+    assert any('line crossing(s) taken from the Session Lap Count channel' in n for n in notes), notes
+    assert timed_laps(back)[0] == GAME[DEMO]
+
+
 # --- the command line
 
 def run(*args):
