@@ -11,9 +11,9 @@ trail plus car marker -- then sleep 0.1 s; the loop of the design's "Streamlit C
    ac-telemetry-batch, the batch's newest sample on ac-telemetry-live; this
    process reads it with a TopicReader on the panel's topics filtered by a fresh car id (`poll(5000,
    timeout_ms=50)`, as LivePanel's feed thread) and feeds `PanelModel.ingest`; latency = the time `ingest`
-   returned minus the stamp. Each one-sample run is done twice, with the TopicReader as it is and as it was
-   (kafka-python's own wait in `consumer.poll(timeout_ms=50)`, which loses the wake-up of a fetch response that
-   lands while it sends the next fetch: the ~50 ms tail at 10 Hz). For batches, the publish stamp is the
+   returned minus the stamp. Each run is done twice, with the TopicReader as it is and as it was (a fetch that
+   leaves partitions out, their records buffered, waited its whole fetch_max_wait_ms, 100 ms, with the next message
+   for them on the broker and `poll` waiting on it: the ~50 ms tail at 10 Hz, the late batches at 333 Hz). For batches, the publish stamp is the
    batch's, and "sample age" is from the time the replay passed each sample (what the batching adds). The
    baseline's latency is the time the figure that includes the message was built.
 2. redraw: a LivePanel whose model holds three laps at 333 Hz; 33 new samples (0.1 s at 333 Hz) are ingested
@@ -32,7 +32,7 @@ trail plus car marker -- then sleep 0.1 s; the loop of the design's "Streamlit C
                                [--frames 300] [--messages 200000] [--memory-minutes 60] [--real-time]
                                [--skip latency redraw throughput memory]
 
-Without --kafka the local broker (`make kafka-up`, or `F1TWIN_KAFKA`) is used. About 9 minutes on 2 cores (7 of them the latency runs).
+Without --kafka the local broker (`make kafka-up`, or `F1TWIN_KAFKA`) is used. About 11 minutes on 2 cores (9 of them the latency runs).
 
 The "floor" rows send the same one-sample stream and read it with Kafka's own Java consumer (kafka-clients from the
 broker's jars, compiled with javac at run time): what the broker and this machine give, whatever the Python client
@@ -161,19 +161,17 @@ def finish_publisher(p) -> dict:
     return json.loads(out[-1]) if out else {}
 
 
-def old_wait(reader):
-    "Make `reader` wait as TopicReader did before: kafka-python's own wait, `consumer.poll(timeout_ms=50)`."
-    reader.wakes_on_fetch = False
-    kafka_read.WAIT_SLICE_MS = 10**9  # one slice: the whole timeout
+def old_fetches(reader):
+    "Make `reader` fetch as TopicReader did before: a fetch that leaves partitions out waits its whole fetch_max_wait_ms."
+    del reader._consumer._fetcher._create_fetch_requests  # kafka-python's own, not _no_wait_when_partial's wrapper
 
 
 def latency_f1twin(bootstrap, hz, seconds, linger_ms, batch_s=None, old=False):
     "(latency of the messages carrying samples, ms; sample age for batches, ms; the publisher's stats)."
     car = f'bench-{uuid.uuid4().hex[:8]}'
     pub = start_publisher(bootstrap, car, hz, seconds, linger_ms, batch_s)
-    slice_ms = kafka_read.WAIT_SLICE_MS
     reader = kafka_read.TopicReader(bootstrap, list(PANEL_TOPICS), start='latest', car_id=car, client_id='f1twin-bench-live')
-    if old: old_wait(reader)
+    if old: old_fetches(reader)
     model = PanelModel(car_id=car)
     lat, age, carrier = [], [], BATCH if batch_s else LIVE
     pub.stdin.write('go\n'); pub.stdin.flush()
@@ -190,7 +188,6 @@ def latency_f1twin(bootstrap, hz, seconds, linger_ms, batch_s=None, old=False):
                 if m['_topic'] == BATCH: age.extend((now - batch_arrays(m['columns'])['timestamp']) * 1000)
     finally:
         reader.close()
-        kafka_read.WAIT_SLICE_MS = slice_ms
     st = finish_publisher(pub)
     return np.array(lat), np.array(age), st
 
@@ -350,18 +347,19 @@ def run_latency(a, bootstrap):
     print(f'\n1. latency, publish -> panel model (broker {bootstrap}; {a.latency_s:g} s per one-sample run, {a.batch_latency_s:g} s per run of the '
           'collector\'s batches (10 messages/s: a p99 of 600, not of 150); the publisher is another '
           'process: f1twin\'s KafkaPublisher fed by events.replay at 1x, linger_ms as shown (the default, what the collector '
-          'uses, is 5); reader "now": TopicReader waits on its fetch hook; "before": kafka-python\'s own wait; "floor": the '
+          'uses, is 5); reader "now": a fetch that leaves partitions out does not wait; "before": it waits; "floor": the '
           'same stream read by Kafka\'s own Java consumer, what the broker and machine give; target p99 < 10 ms)')
     print(f"   {'run':<66} {'received':>11} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'> 10 ms':>8} {'> 40 ms':>8}")
     rows = [('f1twin', hz, lg, None, old) for lg in a.linger_ms for hz in a.rates for old in (True, False)]
-    rows += [('f1twin', hz, 5, b, False) for b in a.batch_s for hz in a.rates] + [('floor', hz, 5, None, False) for hz in a.rates]
+    rows += [('f1twin', hz, 5, b, old) for b in a.batch_s for hz in a.rates for old in (True, False)]
+    rows += [('floor', hz, 5, None, False) for hz in a.rates]
     rows += [('floor', hz, 5, b, False) for b in a.batch_s for hz in a.rates]
     rows += [('baseline', hz, 0, None, False) for hz in a.baseline_rates]
     for kind, hz, linger, batch_s, old in rows:
         if kind == 'f1twin':
             lat, age, st = latency_f1twin(bootstrap, hz, a.batch_latency_s if batch_s else a.latency_s, linger, batch_s, old)
             label = (f'f1twin {hz:g} Hz one-sample, linger {linger}, reader {"before" if old else "now"}' if not batch_s else
-                     f'f1twin {hz:g} Hz collector default: batch every {batch_s:g} s, linger {linger}')
+                     f'f1twin {hz:g} Hz collector default: batch every {batch_s:g} s, reader {"before" if old else "now"}')
         elif kind == 'floor':
             (lat, st), age = latency_java_floor(bootstrap, hz, a.batch_latency_s if batch_s else a.latency_s, linger, batch_s), np.array([])
             label = (f'floor: {hz:g} Hz one-sample read by Kafka\'s Java consumer' if not batch_s else

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_kafka_read.ipynb #1b89d67a
 from __future__ import annotations
-import math, threading, time, warnings
+import math, time, warnings
 from fastcore.basics import patch
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
@@ -16,11 +16,10 @@ from .messages import StreamError, MessageCounts, META_FIELDS, batch_arrays
 from .kafka_conn import KafkaSettings, CONNECT_TIMEOUT_S, kafka_settings, _reachable, _open, _log
 
 # %% auto #0
-__all__ = ['RECONNECT_BACKOFF_MAX_MS', 'WAIT_SLICE_MS', 'FIRST_READ_S', 'TopicReader', 'consume', 'session_from_topics']
+__all__ = ['RECONNECT_BACKOFF_MAX_MS', 'FIRST_READ_S', 'TopicReader', 'consume', 'session_from_topics']
 
 # %% ../nbs/11_kafka_read.ipynb #d358f20d
 RECONNECT_BACKOFF_MAX_MS = 500  # the reader retries a lost broker at least this often
-WAIT_SLICE_MS = 10  # without the fetch hook: kafka-python's own wait, in slices this long
 
 def _start_ms(start) -> int | None:
     "Epoch ms for a time `start`, None for 'latest'/'earliest'; StreamError for anything else."
@@ -88,31 +87,6 @@ def _consumer(settings: KafkaSettings, client_id: str, timeout_s: float) -> Kafk
                  request_timeout_ms=max(int(timeout_s * 1000), 5000), metrics_enabled=False,
                  reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS)
 
-def _wake_on_fetch(consumer, event) -> bool:
-    "Make `consumer`'s fetcher set `event` whenever it is done with a fetch response; False if this kafka-python cannot."
-    fetcher = getattr(consumer, '_fetcher', None)
-    done = getattr(fetcher, '_clear_pending_fetch_request', None)  # the last callback of a fetch, answered or failed
-    if done is None or not callable(done) or not callable(getattr(fetcher, 'fetched_records', None)): return False
-    def cleared(*args, **kw):
-        try: return done(*args, **kw)
-        finally: event.set()
-    fetcher._clear_pending_fetch_request = cleared  # the fetcher looks it up each time it sends a fetch
-    _no_wait_when_partial(fetcher)
-    return True
-
-def _fetch(consumer, arrived, hooked: bool, max_records: int, timeout_ms: int) -> dict:
-    "What the consumer has within `timeout_ms`, woken by `arrived` (the fetch hook), never by kafka-python's wait."
-    deadline = time.monotonic() + max(timeout_ms, 0) / 1000
-    while True:
-        if hooked: arrived.clear()  # before asking: a response buffered from now on wakes the wait below
-        left_ms = (deadline - time.monotonic()) * 1000
-        batches = consumer.poll(timeout_ms=0 if hooked else int(max(0, min(left_ms, WAIT_SLICE_MS))), max_records=max_records)
-        left = deadline - time.monotonic()
-        if batches or left <= 0: return batches
-        if hooked and arrived.wait(left):  # a fetch is done: its records at once (the next poll sends the next fetch)
-            batches = consumer._fetcher.fetched_records(max_records)[0]
-            if batches: return batches
-
 def _positions(consumer, new: list, start, start_ms: int | None, initial: bool) -> dict:
     "Where each new partition starts: at `start_ms`, at the end ('latest' at creation), else at the beginning."
     if start_ms is not None:
@@ -166,8 +140,7 @@ class TopicReader:
         self._received = 0  # records read, whatever their key: what 'idle' is measured against
         self.idle_s = None  # how long `messages` waited before it stopped idle (None: it did not)
         self._consumer = _consumer(self.settings, client_id, timeout_s)
-        self._arrived = threading.Event()  # set by the consumer's IO thread when a fetch response is in
-        self.wakes_on_fetch = _wake_on_fetch(self._consumer, self._arrived)
+        self.no_wait_when_partial = _no_wait_when_partial(getattr(self._consumer, '_fetcher', None))  # False: this kafka-python cannot
         self._closed, self._said = False, set()
         self._waiting, self._next_check = list(self.topics), 0.0
         try: self._assign(initial=True)
@@ -194,7 +167,7 @@ class TopicReader:
         if not self._consumer.assignment():
             if timeout_ms: time.sleep(timeout_ms / 1000)
             return []
-        try: batches = _fetch(self._consumer, self._arrived, self.wakes_on_fetch, max_messages, timeout_ms)
+        try: batches = self._consumer.poll(timeout_ms=max(int(timeout_ms), 0), max_records=max_messages)
         except Exception as e:
             self._warn_once(e, 'reading from')
             return []

@@ -1,5 +1,6 @@
 """f1twin.kafka_read against real brokers: filters, start positions, late topics, what it skips (and that the panel
 never sees it), and how fast it resumes after an outage (on a private broker)."""
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -269,25 +270,6 @@ from conftest import ROOT  # noqa: E402
 GAME = {sample_session_path(): [81817, 81186, 82539, 82165], ROOT / "data" / "telemetry_2025-09-13_16-18-26.csv": [82160, 81790]}
 
 
-def test_kafka_pythons_io_thread_wakes_the_reader(kafka_bootstrap, make_topic):
-    """The reader waits on its own event, set by kafka-python's IO thread when it is done with a fetch response (its
-    own wait could miss a response that landed while it sent the next fetch, and sleep to the timeout). The
-    installed kafka-python must still call that hook: a message published while a fetch is in flight sets the event
-    with nobody polling, and the next poll returns it."""
-    laps = make_topic(LAP_EVENTS)
-    ensure_topics(kafka_bootstrap, [laps])
-    with TopicReader(kafka_bootstrap, laps, start="latest") as r, KafkaPublisher(kafka_bootstrap) as pub:
-        assert r.wakes_on_fetch, "this kafka-python has no Fetcher._clear_pending_fetch_request: the reader cannot wait on it"
-        assert r.poll(10, timeout_ms=0) == []  # positions known, a fetch in flight
-        r._arrived.clear()
-        pub.publish(laps.name, KEY, lap(1))
-        assert pub.flush(10)
-        wait_until(r._arrived.is_set, 10, "the consumer's IO thread set the reader's event")
-        got = []
-        wait_until(lambda: got.extend(r.poll(10, timeout_ms=500)) or got, 10, "the lap event read")
-        assert [m["lap_number"] for m in got] == [1]
-
-
 def test_a_fetch_that_leaves_a_partition_out_does_not_make_it_wait(kafka_bootstrap, make_topic):
     """kafka-python leaves a partition out of a fetch while records it has for it wait to be taken; with its IO thread a
     response can land between a poll's taking and its next fetch, and a message for that partition then waited for the
@@ -297,22 +279,24 @@ def test_a_fetch_that_leaves_a_partition_out_does_not_make_it_wait(kafka_bootstr
     laps = make_topic(LAP_EVENTS, partitions=3)
     ensure_topics(kafka_bootstrap, [laps])
     with TopicReader(kafka_bootstrap, laps, start="latest") as r, KafkaPublisher(kafka_bootstrap) as pub:
-        fetcher, sent = r._consumer._fetcher, []
-        build = fetcher._create_fetch_requests
+        assert r.no_wait_when_partial, "this kafka-python has no Fetcher._create_fetch_requests/_fetchable_partitions"
+        fetcher, sent, answered = r._consumer._fetcher, [], threading.Event()
+        build, done = fetcher._create_fetch_requests, fetcher._clear_pending_fetch_request
         fetcher._create_fetch_requests = lambda: (lambda q: sent.extend(q.values()) or q)(build())
+        fetcher._clear_pending_fetch_request = lambda *a: (done(*a), answered.set())  # a fetch answered (seen here only)
         for _ in range(2):  # the first fetch answers for every partition; from the second, only for those with records
-            r._arrived.clear()
+            answered.clear()
             assert r.poll(10, timeout_ms=0) == []
-            wait_until(r._arrived.is_set, 10, "a fetch answered (empty, after its fetch_max_wait_ms)")
+            wait_until(answered.is_set, 10, "a fetch answered (empty, after its fetch_max_wait_ms)")
+        answered.clear()
         assert r.poll(10, timeout_ms=0) == [] and [(req.max_wait_ms, len(p)) for req, p in sent] == [(100, 3)] * 3
-        r._arrived.clear()
         pub.publish(laps.name, KEY, lap(1))
         assert pub.flush(10)
 
         def lap_buffered():
             if fetcher._completed_fetches: return True
-            if r._arrived.is_set():  # an empty answer (its wait ran out before the lap): the next fetch, as poll sends it
-                r._arrived.clear()
+            if answered.is_set():  # an empty answer (its wait ran out before the lap): the next fetch, as poll sends it
+                answered.clear()
                 fetcher.send_fetches()
             return False
         wait_until(lap_buffered, 10, "the response with the lap buffered")
