@@ -11,7 +11,7 @@ trail plus car marker -- then sleep 0.1 s; the loop of the design's "Streamlit C
    ac-telemetry-batch, the batch's newest sample on ac-telemetry-live; this
    process reads it with a TopicReader on the panel's topics filtered by a fresh car id (`poll(5000,
    timeout_ms=50)`, as LivePanel's feed thread) and feeds `PanelModel.ingest`; latency = the time `ingest`
-   returned minus the stamp. Each run is done twice, with the TopicReader as it is and as it was (a fetch that
+   returned minus the stamp. Each f1twin run is done twice, with the TopicReader as it is and as it was (a fetch that
    leaves partitions out, their records buffered, waited its whole fetch_max_wait_ms, 100 ms, with the next message
    for them on the broker and `poll` waiting on it: the ~50 ms tail at 10 Hz, the late batches at 333 Hz). For batches, the publish stamp is the
    batch's, and "sample age" is from the time the replay passed each sample (what the batching adds). The
@@ -163,7 +163,8 @@ def finish_publisher(p) -> dict:
 
 def old_fetches(reader):
     "Make `reader` fetch as TopicReader did before: a fetch that leaves partitions out waits its whole fetch_max_wait_ms."
-    del reader._consumer._fetcher._create_fetch_requests  # kafka-python's own, not _no_wait_when_partial's wrapper
+    if reader.no_wait_when_partial:  # (a kafka-python it cannot wrap fetches as before anyway)
+        del reader._consumer._fetcher._create_fetch_requests  # kafka-python's own, not _no_wait_when_partial's wrapper
 
 
 def latency_f1twin(bootstrap, hz, seconds, linger_ms, batch_s=None, old=False):
